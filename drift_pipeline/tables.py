@@ -42,7 +42,10 @@ class ModelVersion(Base):
     deprecated_at: Mapped[date | None] = mapped_column(Date)
     sunset_date: Mapped[date | None] = mapped_column(Date)
     successor_id: Mapped[str | None] = mapped_column(ID)
+    # Default decoding parameters (temperature, max_tokens, seed, ...) the runtime hands the platform.
     decoding: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # How litellm reaches it beyond "<provider>/<model_id>" (api_base for OpenAI-compatible servers, ...).
+    litellm_params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 07:08:36.859195
+Create Date: 2026-11-26 07:09:38.980510
 """
 
 from collections.abc import Sequence
@@ -100,6 +100,7 @@ def upgrade() -> None:
         sa.Column("sunset_date", sa.Date(), nullable=True),
         sa.Column("successor_id", sa.String(length=200), nullable=True),
         sa.Column("decoding", sa.JSON(), nullable=False),
+        sa.Column("litellm_params", sa.JSON(), nullable=False),
         sa.Column("registered_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("model_id"),
     )
