@@ -1,0 +1,1 @@
+"""The `drift-pipeline` command line (typer + rich); one module per command group."""

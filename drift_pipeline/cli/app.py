@@ -1,0 +1,51 @@
+"""The `drift-pipeline` application: assembles the command groups and turns user errors into one line."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from drift_pipeline.cli import audit, common, manifests, registry
+from drift_pipeline.errors import DriftPipelineError
+
+app = typer.Typer(
+    name="drift-pipeline",
+    help="Pin each tenant's model versions, fingerprint their behaviour, and catch drift before tenants do.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.command()
+def init() -> None:
+    """Create or upgrade the store (SQLite under DRIFT_PIPELINE_HOME, or DRIFT_PIPELINE_DATABASE_URL)."""
+    store = common.open_store()
+    common.console.print(f"[green]ready[/green] store at {store.engine.url.render_as_string(hide_password=True)}")
+
+
+for group in (registry, manifests, audit):
+    group.register(app)
+
+
+def main() -> None:
+    """Console-script entry point: user mistakes print one line and exit 1, never a traceback."""
+    try:
+        app(standalone_mode=False)
+    except DriftPipelineError as exc:
+        common.err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(1)
+    except typer.Abort:
+        common.err_console.print("aborted")
+        sys.exit(130)
+    except (typer.Exit, SystemExit) as exc:
+        code = getattr(exc, "exit_code", None)
+        sys.exit(code if code is not None else getattr(exc, "code", 0))
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

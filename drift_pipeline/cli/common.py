@@ -1,0 +1,52 @@
+"""Helpers every command group shares: the store, the acting user, consoles, parsing."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from datetime import UTC, date, datetime
+from typing import Any
+
+from rich.console import Console
+
+from drift_pipeline.errors import InvalidInputError
+from drift_pipeline.store import Store
+
+console = Console()
+err_console = Console(stderr=True, soft_wrap=True)
+
+
+def open_store() -> Store:
+    """The store the environment names (SQLite under DRIFT_PIPELINE_HOME by default), migrated."""
+    return Store.open()
+
+
+def actor() -> str:
+    """Who is acting, for the audit log: DRIFT_PIPELINE_ACTOR, else the OS user."""
+    return os.environ.get("DRIFT_PIPELINE_ACTOR") or f"cli:{getpass.getuser()}"
+
+
+def parse_date(value: str | None, what: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidInputError(f"{what} {value!r} is not a date (use YYYY-MM-DD)") from exc
+
+
+def parse_datetime(value: str | None, what: str) -> datetime | None:
+    """Parse an ISO date or datetime; naive values are taken as UTC."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidInputError(f"{what} {value!r} is not a date or time (use YYYY-MM-DD or ISO 8601)") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def print_json(data: Any) -> None:
+    """Machine-readable output: one JSON document on stdout, no colour."""
+    print(json.dumps(data, indent=2, default=str, sort_keys=True))

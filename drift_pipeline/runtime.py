@@ -1,0 +1,91 @@
+"""Runtime resolution for the platform's request path: which exact model may this agent call?
+
+`Resolver.resolve` is a dictionary lookup on the hot path. The cache is invalidated at once by manifest
+changes made in this process, and within `poll_interval` seconds by changes made in any other process
+(a shared change counter in the store is read at most once per interval).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from drift_pipeline import manifests, registry
+from drift_pipeline.store import Store
+
+DEFAULT_DECODING: dict[str, Any] = {"temperature": 0.0, "max_tokens": 512}
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What the platform must call for one request."""
+
+    tenant_id: str
+    agent_id: str
+    model_id: str
+    provider: str
+    litellm_model: str
+    litellm_params: dict[str, Any]
+    decoding: dict[str, Any]
+    manifest_revision: int
+    baseline_id: str | None
+    route: str = "pinned"  # "canary" when a migration's canary slice routes this session to the candidate
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+class Resolver:
+    """Resolve (tenant, agent) to an exact model from an in-process cache.
+
+    A tenant or agent without a manifest raises `NotFoundError`: there is never a silent default.
+    """
+
+    def __init__(self, store: Store, *, poll_interval: float = 0.25) -> None:
+        self.store = store
+        self.poll_interval = poll_interval
+        self._cache: dict[tuple[str, str], Resolution] = {}
+        self._lock = threading.Lock()
+        self._seen_counter = store.change_counter()
+        self._next_poll = time.monotonic() + poll_interval
+        manifests.subscribe(self.invalidate)
+
+    def resolve(self, tenant_id: str, agent_id: str) -> Resolution:
+        if time.monotonic() >= self._next_poll:
+            self._poll()
+        hit = self._cache.get((tenant_id, agent_id))
+        if hit is not None:
+            return hit
+        resolution = self._load(tenant_id, agent_id)
+        with self._lock:
+            self._cache[(tenant_id, agent_id)] = resolution
+        return resolution
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+    def _poll(self) -> None:
+        self._next_poll = time.monotonic() + self.poll_interval
+        counter = self.store.change_counter()
+        if counter != self._seen_counter:
+            self._seen_counter = counter
+            self.invalidate()
+
+    def _load(self, tenant_id: str, agent_id: str) -> Resolution:
+        manifest = manifests.current(self.store, tenant_id, agent_id)
+        version = registry.get_version(self.store, manifest.pinned_model_id)
+        return Resolution(
+            tenant_id=tenant_id,
+            agent_id=agent_id,
+            model_id=version.model_id,
+            provider=version.provider,
+            litellm_model=version.litellm_model,
+            litellm_params=version.litellm_params,
+            decoding={**DEFAULT_DECODING, **version.decoding, **manifest.config.decoding},
+            manifest_revision=manifest.revision,
+            baseline_id=manifest.behavioral_baseline_id,
+        )
