@@ -1,5 +1,6 @@
 """Audit log: hash chain, tamper detection that names the first bad entry, filtered exports."""
 
+import itertools
 import json
 from datetime import timedelta
 
@@ -25,7 +26,7 @@ def test_chain_verifies_and_links_each_entry_to_its_predecessor(history):
     rows = audit.entries(history)
     assert [r["seq"] for r in rows] == list(range(1, len(rows) + 1))
     assert rows[0]["prev_hash"] == audit.GENESIS
-    assert all(b["prev_hash"] == a["hash"] for a, b in zip(rows, rows[1:], strict=False))
+    assert all(b["prev_hash"] == a["hash"] for a, b in itertools.pairwise(rows))
     result = audit.verify(history)
     assert result.ok and result.checked == len(rows)
 
