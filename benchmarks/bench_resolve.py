@@ -47,7 +47,9 @@ def main() -> None:
     miss = (time.perf_counter() - start) / misses
 
     print(f"store: {store.engine.dialect.name}")
-    print(f"resolve, cache hit : {hit * 1e6:8.2f} us/call  ({1 / hit:,.0f} calls/s, includes the change-counter poll every 0.25 s)")
+    print(
+        f"resolve, cache hit : {hit * 1e6:8.2f} us/call  ({1 / hit:,.0f} calls/s, includes the change-counter poll every 0.25 s)"
+    )
     print(f"resolve, cache miss: {miss * 1e3:8.2f} ms/call  (two indexed reads)")
 
 

@@ -3,6 +3,11 @@
 `Resolver.resolve` is a dictionary lookup on the hot path. The cache is invalidated at once by manifest
 changes made in this process, and within `poll_interval` seconds by changes made in any other process
 (a shared change counter in the store is read at most once per interval).
+
+Canary routing: while a migration is in canary, `resolve(..., session_key=...)` sends the sessions whose
+deterministic hash falls in the canary share to the candidate (route "canary"); the same session always
+gets the same answer, in every process. Without a session key, or without a canary, the pinned model is
+served from the same dictionary lookup as before.
 """
 
 from __future__ import annotations
@@ -10,9 +15,10 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from drift_pipeline import manifests, registry
+from drift_pipeline import gates, manifests, registry
 from drift_pipeline.store import Store
 
 DEFAULT_DECODING: dict[str, Any] = {"temperature": 0.0, "max_tokens": 512}
@@ -48,25 +54,69 @@ class Resolver:
         self.store = store
         self.poll_interval = poll_interval
         self._cache: dict[tuple[str, str], Resolution] = {}
+        # Only agents with an active canary have an entry: the no-canary path never looks past `_cache`.
+        self._canaries: dict[tuple[str, str], tuple[gates.CanaryRoute, Resolution]] = {}
         self._lock = threading.Lock()
         self._seen_counter = store.change_counter()
         self._next_poll = time.monotonic() + poll_interval
         manifests.subscribe(self.invalidate)
 
-    def resolve(self, tenant_id: str, agent_id: str) -> Resolution:
+    def resolve(
+        self,
+        tenant_id: str,
+        agent_id: str,
+        session_key: str | None = None,
+        *,
+        session_started_at: datetime | None = None,
+    ) -> Resolution:
+        """The model for one request; `session_key` (conversation id) enables sticky canary routing.
+
+        `session_started_at` (when the conversation began) keeps a conversation on the model it started
+        with even when the canary share grows meanwhile.
+        """
         if time.monotonic() >= self._next_poll:
             self._poll()
-        hit = self._cache.get((tenant_id, agent_id))
-        if hit is not None:
+        key = (tenant_id, agent_id)
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._fill(key)
+        if session_key is None or not self._canaries:
             return hit
-        resolution = self._load(tenant_id, agent_id)
-        with self._lock:
-            self._cache[(tenant_id, agent_id)] = resolution
-        return resolution
+        active = self._canaries.get(key)
+        if active is None or not active[0].routes(tenant_id, agent_id, session_key, session_started_at):
+            return hit
+        return active[1]
 
     def invalidate(self) -> None:
         with self._lock:
             self._cache.clear()
+            self._canaries.clear()
+
+    def _fill(self, key: tuple[str, str]) -> Resolution:
+        resolution = self._load(*key)
+        route = gates.active_canary(self.store, *key)
+        with self._lock:
+            self._cache[key] = resolution
+            if route is not None:
+                self._canaries[key] = (route, self._canary_resolution(resolution, route))
+        return resolution
+
+    def _canary_resolution(self, pinned: Resolution, route: gates.CanaryRoute) -> Resolution:
+        manifest = manifests.current(self.store, pinned.tenant_id, pinned.agent_id)
+        version = registry.get_version(self.store, route.to_model_id)
+        return Resolution(
+            tenant_id=pinned.tenant_id,
+            agent_id=pinned.agent_id,
+            model_id=version.model_id,
+            provider=version.provider,
+            litellm_model=version.litellm_model,
+            litellm_params=version.litellm_params,
+            decoding={**DEFAULT_DECODING, **version.decoding, **manifest.config.decoding},
+            manifest_revision=pinned.manifest_revision,
+            baseline_id=pinned.baseline_id,
+            route="canary",
+            extra={"migration_id": route.migration_id, "pinned_model_id": pinned.model_id},
+        )
 
     def _poll(self) -> None:
         self._next_poll = time.monotonic() + self.poll_interval

@@ -1,7 +1,5 @@
 """Resources: the SQL store, object storage and the Parquet I/O manager, configured from the environment."""
 
-from __future__ import annotations
-
 import io
 from typing import Any
 
@@ -58,7 +56,11 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         store = self.storage.get()
         if context.has_asset_partitions and len(context.asset_partition_keys) > 1:
             frames = [self._read(store, self._path(context, k)) for k in context.asset_partition_keys]
-            return pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else pd.DataFrame()
+            return (
+                pd.concat([f for f in frames if len(f)], ignore_index=True)
+                if any(len(f) for f in frames)
+                else pd.DataFrame()
+            )
         return self._read(store, self._path(context))
 
     @staticmethod

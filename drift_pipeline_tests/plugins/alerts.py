@@ -1,1 +1,252 @@
-"""Fixtures for the alerts tests."""
+"""Fixtures for the alerts tests: a real local HTTP receiver and a real local SMTP server.
+
+The servers start once per test session; the function-scoped fixtures reset what they recorded, so
+every test sees only its own requests and e-mails. The Dagster sensor tests reuse them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import ipaddress
+import json
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    """One request the receiver got."""
+
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class _Rule:
+    fail_times: int = 0
+    status: int = 503
+
+
+class AlertReceiver:
+    """An HTTP server on 127.0.0.1 that records every POST and can be told to fail.
+
+    `fail(path, times)` answers the next `times` requests to `path` with a 503; `down(path)` fails all.
+    Successful PagerDuty-style requests get 202 with ``{"status": "success", "dedup_key": ...}``.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests: list[ReceivedRequest] = []
+        self._attempts: list[ReceivedRequest] = []
+        self._rules: dict[str, _Rule] = {}
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def url(self, path: str) -> str:
+        return self.base_url + (path if path.startswith("/") else "/" + path)
+
+    def fail(self, path: str, times: int, status: int = 503) -> None:
+        with self._lock:
+            self._rules[path] = _Rule(times, status)
+
+    def down(self, path: str, status: int = 503) -> None:
+        self.fail(path, 10**9, status)
+
+    def requests(self, path: str | None = None) -> list[ReceivedRequest]:
+        """Requests answered with success (what a real receiver would have accepted)."""
+        with self._lock:
+            return [r for r in self._requests if path is None or r.path == path]
+
+    def attempts(self, path: str | None = None) -> list[ReceivedRequest]:
+        """Every request that arrived, failed ones included."""
+        with self._lock:
+            return [r for r in self._attempts if path is None or r.path == path]
+
+    def reset(self) -> None:
+        with self._lock:
+            self._requests.clear()
+            self._attempts.clear()
+            self._rules.clear()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _record(self, request: ReceivedRequest) -> int:
+        with self._lock:
+            self._attempts.append(request)
+            rule = self._rules.get(request.path)
+            if rule and rule.fail_times > 0:
+                rule.fail_times -= 1
+                return rule.status
+            self._requests.append(request)
+            return 202
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                request = ReceivedRequest(self.path, {k: v for k, v in self.headers.items()}, body)
+                status = receiver._record(request)
+                reply: dict[str, Any] = {"status": "success" if status < 300 else "error"}
+                with contextlib.suppress(ValueError, AttributeError):  # not every channel posts JSON objects
+                    reply["dedup_key"] = json.loads(body).get("dedup_key")
+                data = json.dumps(reply).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
+                pass
+
+        return Handler
+
+
+@dataclass
+class SmtpMailbox:
+    """A real aiosmtpd server on 127.0.0.1 collecting every message it accepts."""
+
+    host: str
+    port: int
+    messages: list[EmailMessage] = field(default_factory=list)
+    envelopes: list[dict[str, Any]] = field(default_factory=list)
+    ca_file: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def to(self, address: str) -> list[EmailMessage]:
+        with self.lock:
+            return [m for m, e in zip(self.messages, self.envelopes, strict=True) if address in e["rcpt_tos"]]
+
+    def reset(self) -> None:
+        with self.lock:
+            self.messages.clear()
+            self.envelopes.clear()
+
+
+class _Handler:
+    def __init__(self, box: SmtpMailbox) -> None:
+        self.box = box
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        with self.box.lock:
+            self.box.messages.append(message)  # type: ignore[arg-type]
+            self.box.envelopes.append(
+                {"mail_from": envelope.mail_from, "rcpt_tos": list(envelope.rcpt_tos), "tls": session.ssl is not None}
+            )
+        return "250 Message accepted for delivery"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (it is its own CA), so STARTTLS verifies for real."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp / "smtp.crt", tmp / "smtp.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+def _start_smtp(box: SmtpMailbox, tls_context: ssl.SSLContext | None = None) -> Any:
+    from aiosmtpd.controller import Controller
+
+    kwargs: dict[str, Any] = {}
+    if tls_context is not None:
+        kwargs.update(tls_context=tls_context, require_starttls=True)
+    controller = Controller(_Handler(box), hostname=box.host, port=box.port, **kwargs)
+    controller.start()
+    return controller
+
+
+@pytest.fixture(scope="session")
+def _alert_receiver_server() -> Iterator[AlertReceiver]:
+    receiver = AlertReceiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture
+def alert_receiver(_alert_receiver_server: AlertReceiver) -> Iterator[AlertReceiver]:
+    """The session's HTTP receiver, with nothing recorded and no failure rules."""
+    _alert_receiver_server.reset()
+    yield _alert_receiver_server
+    _alert_receiver_server.reset()
+
+
+@pytest.fixture(scope="session")
+def _smtp_server() -> Iterator[SmtpMailbox]:
+    box = SmtpMailbox("127.0.0.1", _free_port())
+    controller = _start_smtp(box)
+    yield box
+    controller.stop()
+
+
+@pytest.fixture
+def smtp_server(_smtp_server: SmtpMailbox) -> Iterator[SmtpMailbox]:
+    """A plain local SMTP server (no TLS), emptied for this test."""
+    _smtp_server.reset()
+    yield _smtp_server
+    _smtp_server.reset()
+
+
+@pytest.fixture(scope="session")
+def smtp_tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpMailbox]:
+    """A local SMTP server that requires STARTTLS with a self-signed certificate (`ca_file` trusts it)."""
+    cert, key = _self_signed(tmp_path_factory.mktemp("smtp-tls"))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    box = SmtpMailbox("127.0.0.1", _free_port(), ca_file=str(cert))
+    controller = _start_smtp(box, context)
+    yield box
+    controller.stop()

@@ -1,1 +1,41 @@
-"""Fixtures for the scoring tests."""
+"""Fixtures for the scoring tests: the real embedding model (loaded once per session) and LLMDrift data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+LLMDRIFT = Path(__file__).resolve().parents[3] / "shared" / "data" / "llmdrift"
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """An Embedder on the real all-MiniLM-L6-v2 model with a session-wide cache."""
+    from drift_pipeline.embeddings import Embedder, load_model
+
+    return Embedder(model=load_model())
+
+
+@pytest.fixture(scope="session")
+def llmdrift_dir() -> Path:
+    if not (LLMDRIFT / "SENSITIVEQ_EVAL.csv").exists():
+        pytest.fail(f"LLMDrift data not found under {LLMDRIFT}")
+    return LLMDRIFT
+
+
+@pytest.fixture(scope="session")
+def sensitiveq(llmdrift_dir: Path) -> pd.DataFrame:
+    return pd.read_csv(llmdrift_dir / "SENSITIVEQ_EVAL.csv")
+
+
+@pytest.fixture(scope="session")
+def prime(llmdrift_dir: Path) -> pd.DataFrame:
+    return pd.read_csv(llmdrift_dir / "PRIME_FULL_EVAL.csv")
+
+
+def answers(frame: pd.DataFrame, model: str) -> pd.DataFrame:
+    """id, query, answer of one model, sorted by id."""
+    rows = frame[frame["model"].str.endswith(model)].sort_values("id")
+    return rows[["id", "query", "answer"]].fillna("").reset_index(drop=True)

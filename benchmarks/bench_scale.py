@@ -1,0 +1,210 @@
+"""What 1,000 tenants cost the Dagster side, on PostgreSQL: partitions, sensor ticks, the nightly schedule.
+
+Creates two fresh databases on the local server (a Dagster instance via dagster-postgres, and a
+drift-pipeline store), seeds N tenants pinned to one model family, then times:
+
+- adding N `tenants` dynamic partitions;
+- one tick of each sensor with N tenants affected (new tenants, new model version from a local
+  OpenAI-compatible listing, silent change with a scripted probe responder, deprecation with N notices);
+- the nightly schedule's N run requests.
+
+No real model call is made (the probe responder is scripted, alerts go to no channel); what is timed is the
+sensors' own work: registry and manifest queries, audit writes, cursor and run-request building.
+
+    .venv/bin/python benchmarks/bench_scale.py [--tenants 1000] [--pg postgresql+psycopg2://postgres@127.0.0.1:5432/postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import dagster as dg
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import create_engine, make_url, text
+from tqdm import tqdm
+
+from drift_pipeline import manifests, registry
+from drift_pipeline.alerts import AlertRouter, ChannelConfig
+from drift_pipeline.defs import schedules, sensors
+from drift_pipeline.storage import ObjectStore
+from drift_pipeline.store import Store
+
+console = Console()
+
+
+@contextmanager
+def database(admin_url: str, prefix: str) -> Iterator[str]:
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield str(make_url(admin_url).set(database=name).render_as_string(hide_password=False))
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
+def dagster_instance(url: str) -> Iterator[dg.DagsterInstance]:
+    """A fresh instance on PostgreSQL, configured like deploy/dagster.postgres.yaml."""
+    u = make_url(url)
+    postgres_db = {
+        "hostname": u.host,
+        "username": u.username,
+        "password": u.password or "",
+        "db_name": u.database,
+        "port": u.port or 5432,
+        "scheme": "postgresql+psycopg2",
+    }
+    with tempfile.TemporaryDirectory() as home:
+        overrides = {"storage": {"postgres": {"postgres_db": postgres_db}}}
+        with dg.instance_for_test(temp_dir=home, overrides=overrides) as instance:
+            yield instance
+
+
+def model_list_server(models: list[str]) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            data = json.dumps({"object": "list", "data": [{"id": m} for m in models]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def timed(label: str, fn: Callable[[], Any], figures: list[tuple[str, float, str]], note: str = "") -> Any:
+    start = time.perf_counter()
+    out = fn()
+    figures.append((label, time.perf_counter() - start, note))
+    return out
+
+
+def seed(store: Store, n: int, api_base: str) -> None:
+    params = {"api_base": api_base}
+    registry.add_version(store, "openai", "llm-2025-06-01", actor="bench", litellm_params=params)
+    for i in tqdm(range(n), desc="seeding tenants", unit="tenant"):
+        tenant = f"tenant-{i:05d}"
+        manifests.add_tenant(store, tenant, actor="bench", cadence="hourly" if i % 10 == 0 else "daily")
+        manifests.pin(store, tenant, "support", "llm-2025-06-01", actor="bench")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tenants", type=int, default=1000)
+    parser.add_argument("--pg", default="postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+    args = parser.parse_args()
+    n = args.tenants
+    figures: list[tuple[str, float, str]] = []
+    listed = ["llm-2025-06-01"]
+    server = model_list_server(listed)
+    api_base = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    with (
+        database(args.pg, "bench_dagster") as dagster_url,
+        database(args.pg, "bench_drift") as drift_url,
+        dagster_instance(dagster_url) as instance,
+        tempfile.TemporaryDirectory() as data,
+    ):
+        store = Store.open(drift_url)
+        objects = ObjectStore(data)
+        seed(store, n, api_base)
+        now = datetime.now(UTC)
+
+        tick = timed(
+            "new_tenants tick", lambda: sensors.new_tenants_tick(store, objects, instance, None, now=now), figures
+        )
+        figures[-1] = (*figures[-1][:2], f"{len(tick.run_requests)} run requests, {len(tick.partitions_to_add)} new")
+        timed(
+            f"add {n} tenant partitions",
+            lambda: instance.add_dynamic_partitions("tenants", tick.partitions_to_add),
+            figures,
+        )
+        timed("read tenant partitions", lambda: instance.get_dynamic_partitions("tenants"), figures)
+
+        ctx = dg.build_schedule_context(instance=instance, scheduled_execution_time=now.replace(hour=2, minute=0))
+        reqs = timed("nightly schedule evaluation", lambda: schedules.nightly_drift_schedule(ctx), figures)
+        figures[-1] = (*figures[-1][:2], f"{len(reqs)} run requests")
+
+        source = sensors.model_discovery.ProviderSource("openai", "openai-compatible", api_base=api_base)
+        first = sensors.new_model_version_tick(store, None, sources=[source], now=now)
+        listed.append("llm-2026-01-01")
+        tick = timed(
+            "new_model_version tick",
+            lambda: sensors.new_model_version_tick(store, first.cursor, sources=[source], now=now),
+            figures,
+        )
+        figures[-1] = (*figures[-1][:2], f"{len(tick.run_requests)} replay requests")
+        tick = timed(
+            "new_model_version tick (nothing new)",
+            lambda: sensors.new_model_version_tick(store, tick.cursor, sources=[source], now=now),
+            figures,
+        )
+
+        answers = {"text": ["Paris.", '{"status": "ok"}', "Use a pick.", "5pm."]}
+
+        def complete(model: str, params: dict[str, Any], prompts: Any) -> list[str]:
+            return list(answers["text"])
+
+        def overlap(a: list[str], b: list[str]) -> list[float]:
+            return [float(x == y) for x, y in zip(a, b, strict=True)]
+
+        first = sensors.silent_change_tick(store, objects, None, complete=complete, similarity=overlap, now=now)
+        answers["text"] = ["Paris.", '{"status": "ok"}', "I'm sorry, I can't help.", "5pm."]
+        tick = timed(
+            "silent_change tick (scripted probe)",
+            lambda: sensors.silent_change_tick(
+                store, objects, first.cursor, complete=complete, similarity=overlap, now=now
+            ),
+            figures,
+        )
+        figures[-1] = (*figures[-1][:2], f"{len(tick.run_requests)} replay requests")
+
+        registry.deprecate(
+            store,
+            "llm-2025-06-01",
+            sunset=now.date() + timedelta(days=10),
+            successor="llm-2026-01-01",
+            actor="bench",
+        )
+        router = AlertRouter(store, ChannelConfig(), actor="sensor:deprecation")
+        batch = sensors.DEPRECATION_BATCH
+        tick = timed(
+            f"deprecation tick (batch {batch})",
+            lambda: sensors.deprecation_tick(store, router, None, batch=batch, now=now),
+            figures,
+        )
+        figures[-1] = (*figures[-1][:2], f"{len(tick.run_requests)} notices + readiness requests")
+        store.dispose()
+    server.shutdown()
+
+    table = Table(title=f"{n} tenants on PostgreSQL (Dagster instance + drift-pipeline store)")
+    table.add_column("step")
+    table.add_column("seconds", justify="right")
+    table.add_column("note")
+    for label, seconds, note in figures:
+        table.add_row(label, f"{seconds:.2f}", note)
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""`drift-pipeline provider ...` (the offline provider's revisions) and `drift-pipeline replay run`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from drift_pipeline.cli.common import console, open_store, print_json
+from drift_pipeline.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+FORMATS = (".parquet", ".jsonl", ".csv")
+
+provider_group = typer.Typer(
+    help="The offline provider (SmolLM2 in-process): stage provider-side revisions.", no_args_is_help=True
+)
+replay_group = typer.Typer(help="Shadow-replay sampled inputs against registered model versions.", no_args_is_help=True)
+
+
+@provider_group.command("revisions")
+def revisions() -> None:
+    """List the revisions the offline provider can serve."""
+    from drift_pipeline import offline_llm
+
+    active = offline_llm.active_revision().name
+    table = Table("revision", "announced", "system_fingerprint", "what changes", title="Offline provider revisions")
+    for rev in offline_llm.REVISIONS.values():
+        name = f"[bold green]{rev.name} (active)[/bold green]" if rev.name == active else rev.name
+        table.add_row(name, "yes" if rev.announced else "[yellow]silent[/yellow]", rev.fingerprint, rev.description)
+    console.print(table)
+
+
+@provider_group.command("show")
+def show(as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False) -> None:
+    """Show the active revision of the offline model and when it changed."""
+    from drift_pipeline import offline_llm
+
+    state = offline_llm.show_state()
+    if as_json:
+        print_json(state)
+        return
+    kind = "announced" if state["announced"] else "[yellow]silent[/yellow]"
+    console.print(
+        f"[bold]{state['model']}[/bold] serves revision [bold]{state['revision']}[/bold] ({kind}, "
+        f"fingerprint {state['system_fingerprint']}) since {state['since'] or 'install'}\n{state['description']}"
+    )
+
+
+@provider_group.command("set-revision")
+def set_revision(
+    model: Annotated[str, typer.Argument(help="offline model id, e.g. smollm2-135m-instruct")],
+    revision: Annotated[str, typer.Argument(help="revision name (see `provider revisions`)")],
+    note: Annotated[str, typer.Option(help="why, kept in the revision history")] = "",
+) -> None:
+    """Switch the offline provider to REVISION for MODEL in every process (stages a provider update)."""
+    from drift_pipeline import offline_llm
+
+    rev = offline_llm.set_revision(model, revision, note=note)
+    kind = "announced: system_fingerprint changes" if rev.announced else "silent: system_fingerprint unchanged"
+    console.print(f"offline provider now serves [bold]{model}[/bold] as revision [bold]{rev.name}[/bold] ({kind})")
+
+
+@replay_group.command("run")
+def run(
+    sample: Annotated[Path, typer.Argument(help="sample in the traffic record schema (.parquet, .jsonl or .csv)")],
+    model: Annotated[list[str], typer.Option("--model", help="registered model version id (repeatable)")],
+    output: Annotated[Path, typer.Option(help="where to write the outputs (.parquet, .jsonl or .csv)")],
+    max_tokens: Annotated[int, typer.Option(help="explicit max_tokens for every request")] = 256,
+    seed: Annotated[int, typer.Option(help="seed sent with every request")] = 0,
+    namespace: Annotated[str | None, typer.Option(help="cache namespace, e.g. the replay day")] = None,
+    fresh: Annotated[bool, typer.Option(help="ignore cached outputs and call every model again")] = False,
+) -> None:
+    """Replay SAMPLE against each --model at temperature 0 and write one row per record and model."""
+    from drift_pipeline import registry
+    from drift_pipeline.replay import Decoding, ReplayTarget, replay
+
+    if output.suffix not in FORMATS:
+        raise InvalidInputError(f"cannot write {output.suffix!r} outputs (use .parquet, .jsonl or .csv)")
+    store = open_store()
+    targets = [ReplayTarget.from_version(registry.get_version(store, m)) for m in model]
+    df = replay(
+        _read(sample),
+        targets,
+        store=store,
+        decoding=Decoding(temperature=0.0, seed=seed, max_tokens=max_tokens),
+        cache_namespace=namespace,
+        fresh=fresh,
+    )
+    _write(df, output)
+    s = df.attrs["summary"]
+    console.print(
+        f"{len(df)} outputs -> {output}: {s['called']} called, {s['cached']} from cache, "
+        + (f"[red]{s['failed']} failed[/red]" if s["failed"] else "0 failed")
+        + (f", [yellow]{s['invalid_records']} invalid records[/yellow]" if s["invalid_records"] else "")
+    )
+
+
+def _read(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
+    if not path.is_file():
+        raise InvalidInputError(f"sample file {path} does not exist")
+    readers = {".parquet": pd.read_parquet, ".jsonl": lambda p: pd.read_json(p, lines=True), ".csv": pd.read_csv}
+    if path.suffix not in readers:
+        raise InvalidInputError(f"cannot read {path.suffix!r} samples (use .parquet, .jsonl or .csv)")
+    try:
+        return readers[path.suffix](path)
+    except Exception as exc:
+        raise InvalidInputError(f"cannot read sample {path}: {exc}") from exc
+
+
+def _write(df: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        df.to_parquet(path, index=False)
+    elif path.suffix == ".jsonl":
+        df.to_json(path, orient="records", lines=True)
+    else:
+        df.to_csv(path, index=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `provider` and `replay` command groups to the main app."""
+    app.add_typer(provider_group, name="provider")
+    app.add_typer(replay_group, name="replay")

@@ -1,0 +1,243 @@
+"""Assets: sampled inputs -> behavioural baselines -> shadow replays -> divergence scores and drift report.
+
+Each asset is a thin call into the plain-Python core (sampling, baselines, detection); what it adds is
+partitioning (tenant x day, or tenant), lineage, and metadata that the Dagster UI shows and plots.
+"""
+
+import functools
+from collections.abc import Iterator
+
+import dagster as dg
+import pandas as pd
+
+from drift_pipeline import baselines, detection, manifests, sampling
+from drift_pipeline.defs.partitions import split, tenant_day, tenants
+from drift_pipeline.defs.resources import DriftStore, ObjectStorage
+from drift_pipeline.embeddings import Embedder
+
+CANDIDATES_TAG = "drift_pipeline/candidates"
+REASON_TAG = "drift_pipeline/reason"
+OWNERS = ["team:ml-platform"]
+
+
+@functools.cache
+def embedder() -> Embedder:
+    """One embedder (model + cache) per process: identical texts are embedded once across assets."""
+    return Embedder()
+
+
+class SamplingConfig(dg.Config):
+    target: int = 200
+    min_per_stratum: int = 5
+    max_per_stratum: int = 50
+    seed: int = 0
+
+
+@dg.asset(
+    partitions_def=tenant_day,
+    group_name="traffic",
+    owners=OWNERS,
+    kinds={"python", "parquet"},
+    description="A tenant's anonymised, stratified (workflow type x agent step), near-duplicate-free sample of one day's traffic. Tenants without sampling consent are never sampled.",
+)
+def sampled_inputs(
+    context: dg.AssetExecutionContext, config: SamplingConfig, drift_store: DriftStore, object_storage: ObjectStorage
+) -> pd.DataFrame:
+    tenant_id, day = split(context)
+    store = drift_store.get()
+    policy = sampling.SamplingPolicy(config.target, config.min_per_stratum, config.max_per_stratum, config.seed)
+    result = sampling.sample_from_storage(
+        object_storage.get(), sampling.tenant_sampling_from_store(store, tenant_id), day, policy
+    )
+    if result.status != "sampled":
+        context.log.info(result.reason)
+    strata = pd.DataFrame([{"stratum": k, **v} for k, v in result.strata.items()])
+    context.add_output_metadata(
+        {
+            "status": result.status,
+            "reason": result.reason,
+            "records_in": result.n_input,
+            "after_dedup": result.n_after_dedup,
+            "sampled": len(result.frame),
+            "strata": dg.MetadataValue.md(strata.to_markdown(index=False) if len(strata) else "_none_"),
+        }
+    )
+    return result.frame
+
+
+class BaselineConfig(dg.Config):
+    max_prompts: int = 32
+    rebuild: bool = False  # snapshot a new baseline even where one is in force for the pinned model
+
+
+@dg.asset(
+    partitions_def=tenants,
+    group_name="baselines",
+    owners=OWNERS,
+    kinds={"python", "parquet"},
+    ins={
+        "sampled_inputs": dg.AssetIn(
+            partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="tenant"),
+            metadata={"allow_missing_partitions": True},
+        )
+    },
+    pool="offline_llm",
+    description="Immutable behavioural baseline per tenant agent: canonical prompts, the pinned model's responses, embeddings, dimension summary and noise floor. A new snapshot gets a new id; the manifest points at the one in force (audited).",
+)
+def behavioral_baselines(
+    context: dg.AssetExecutionContext,
+    config: BaselineConfig,
+    sampled_inputs: pd.DataFrame,
+    drift_store: DriftStore,
+    object_storage: ObjectStorage,
+) -> pd.DataFrame:
+    tenant_id = context.partition_key
+    store, objects = drift_store.get(), object_storage.get()
+    rows, created = [], 0
+    for manifest in manifests.list_current(store, tenant_id):
+        current = baselines.get(store, manifest.behavioral_baseline_id) if manifest.behavioral_baseline_id else None
+        if current is None or config.rebuild:
+            if sampled_inputs.empty or not (sampled_inputs["agent_id"] == manifest.agent_id).any():
+                context.log.warning(f"{tenant_id}/{manifest.agent_id}: no sampled traffic yet, no baseline")
+                continue
+            current = baselines.build_baseline(
+                store,
+                objects,
+                manifest,
+                sampled_inputs,
+                max_prompts=config.max_prompts,
+                embedder=embedder(),
+                actor=f"dagster:{context.run_id[:8]}",
+                reason="behavioral_baselines materialization",
+            )
+            created += 1
+        rows.append(
+            {
+                "agent_id": manifest.agent_id,
+                "baseline_id": current.baseline_id,
+                "model_id": current.model_id,
+                "n_prompts": current.n_prompts,
+                "uri": current.uri,
+                "created_at": current.created_at.isoformat(),
+            }
+        )
+    frame = pd.DataFrame(rows, columns=["agent_id", "baseline_id", "model_id", "n_prompts", "uri", "created_at"])
+    context.add_output_metadata(
+        {
+            "baselines_in_force": len(frame),
+            "created": created,
+            "baselines": dg.MetadataValue.md(frame.to_markdown(index=False) if len(frame) else "_none_"),
+        }
+    )
+    return frame
+
+
+@dg.asset(
+    partitions_def=tenant_day,
+    group_name="drift",
+    owners=OWNERS,
+    kinds={"python", "litellm", "parquet"},
+    deps=[
+        dg.AssetDep(
+            "behavioral_baselines",
+            partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="tenant"),
+        )
+    ],
+    pool="offline_llm",
+    description="Shadow replay of each agent's baseline prompts against its pinned model and any candidate versions (run tag drift_pipeline/candidates), deterministic, cached and resumable. Never touches live traffic.",
+)
+def shadow_replays(
+    context: dg.AssetExecutionContext, drift_store: DriftStore, object_storage: ObjectStorage
+) -> pd.DataFrame:
+    tenant_id, day = split(context)
+    store, objects = drift_store.get(), object_storage.get()
+    candidates = [c for c in context.run.tags.get(CANDIDATES_TAG, "").split(",") if c]
+    reason = context.run.tags.get(REASON_TAG, "nightly")
+    frames = []
+    for manifest in manifests.list_current(store, tenant_id):
+        if not manifest.behavioral_baseline_id:
+            context.log.warning(f"{tenant_id}/{manifest.agent_id}: no baseline in force, nothing to replay")
+            continue
+        # One cache namespace per day and trigger: reruns of a run resume, a new day or trigger asks again.
+        frames.append(
+            detection.replay_agent(store, objects, manifest, candidates=candidates, cache_namespace=f"{day}:{reason}")
+        )
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    failed = int((out["error"].fillna("") != "").sum()) if len(out) else 0
+    context.add_output_metadata(
+        {
+            "outputs": len(out),
+            "failed": failed,
+            "cache_hits": int(out["cache_hit"].sum()) if len(out) else 0,
+            "models": ", ".join(sorted(out["model"].unique())) if len(out) else "",
+            "reason": reason,
+        }
+    )
+    return out
+
+
+@dg.multi_asset(
+    partitions_def=tenant_day,
+    group_name="drift",
+    outs={
+        "divergence_scores": dg.AssetOut(
+            owners=OWNERS,
+            kinds={"python", "parquet"},
+            description="Per prompt pair and behavioural dimension: baseline value, replay value, difference.",
+        ),
+        "drift_report": dg.AssetOut(
+            owners=OWNERS,
+            kinds={"python", "html"},
+            description="Per agent, target model and dimension: effect, confidence interval, corrected p-value, verdict; with links to the JSON diff and its HTML rendering.",
+        ),
+    },
+)
+def divergence(
+    context: dg.AssetExecutionContext,
+    shadow_replays: pd.DataFrame,
+    drift_store: DriftStore,
+    object_storage: ObjectStorage,
+) -> Iterator[dg.Output]:
+    tenant_id, day = split(context)
+    store, objects = drift_store.get(), object_storage.get()
+    scores, rows, plots = [], [], {}
+    for manifest in manifests.list_current(store, tenant_id):
+        if shadow_replays.empty:
+            break
+        for drift in detection.score_agent(store, objects, manifest, shadow_replays, embedder=embedder()):
+            detection.write_reports(objects, drift, day)
+            scores.append(
+                drift.result.per_pair.assign(
+                    tenant_id=tenant_id, agent_id=drift.agent_id, role=drift.role, model_id=drift.model_id
+                )
+            )
+            rows.extend(detection.dimension_rows(drift, day))
+            for dim in drift.result.report["dimensions"]:
+                if dim.get("effect") is not None:
+                    plots[f"{drift.agent_id}/{drift.role}/{dim['name']}"] = float(dim["effect"])
+    report = pd.DataFrame(rows)
+    drifted = report[report["drifted"].astype(bool)] if len(report) else report
+    yield dg.Output(
+        pd.concat(scores, ignore_index=True) if scores else pd.DataFrame(),
+        output_name="divergence_scores",
+        metadata={"pairs_x_dimensions": sum(len(s) for s in scores)},
+    )
+    yield dg.Output(
+        report,
+        output_name="drift_report",
+        metadata={
+            "agents_scored": int(report[["agent_id", "model_id"]].drop_duplicates().shape[0]) if len(report) else 0,
+            "dimensions_drifted": len(drifted),
+            "drifted": dg.MetadataValue.md(
+                drifted[["agent_id", "role", "model_id", "name", "effect", "p_adjusted"]].to_markdown(index=False)
+                if len(drifted)
+                else "_no drift_"
+            ),
+            "reports": dg.MetadataValue.md(
+                "\n".join(f"- [{u.rsplit('/', 1)[-1]}]({u})" for u in sorted(set(report["html_uri"])))
+                if len(report)
+                else "_none_"
+            ),
+            **{f"effect {k}": v for k, v in sorted(plots.items())},
+        },
+    )

@@ -1,0 +1,108 @@
+"""Drift thresholds as Great Expectations checks on `drift_report`, per tenant-day partition.
+
+For every agent's report against its *pinned* model, the GX suite built from the manifest (the tenant's
+threshold plus the statistical verdicts, `expectations.py`) decides: a breach fails
+`drift_within_threshold` (ERROR, blocking: nothing downstream acts on a drifted model), a near miss fails
+`drift_near_miss` (WARN, the run still succeeds). Candidate reports are migration readiness, not
+incidents, so they are shown in metadata but never fail a check. Each result's metadata carries the
+"alerts" the alert sensor sends.
+"""
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from drift_pipeline import alerts, detection, expectations
+from drift_pipeline.defs.partitions import tenant_day
+from drift_pipeline.defs.resources import DriftStore, ObjectStorage
+
+
+def _evaluate(
+    report: pd.DataFrame, drift_store: DriftStore, object_storage: ObjectStorage
+) -> list[expectations.DriftCheckResult]:
+    if report.empty:
+        return []
+    store, objects = drift_store.get(), object_storage.get()
+    pinned = report[report["role"] == detection.PINNED]
+    return [
+        expectations.check_report_for_manifest(store, detection.read_report(objects, uri), report_uri=uri)
+        for uri in sorted(set(pinned["report_uri"]))
+    ]
+
+
+def _result(
+    results: list[expectations.DriftCheckResult], report: pd.DataFrame, severity: str, tenant_id: str, check_name: str
+) -> dg.AssetCheckResult:
+    failing = [r for r in results if r.severity == severity]
+    worst = max((r.observed_value for r in results), default=0.0)
+    alert_list = [_alert(r, report) for r in failing]
+    meta: dict[str, Any] = {
+        "tenant_id": tenant_id,
+        "observed_value": float(worst),
+        "thresholds": json.dumps({r.agent_id: r.threshold for r in results}),
+        "agents_checked": len(results),
+        "failing_agents": ", ".join(sorted(str(r.agent_id) for r in failing)) or "-",
+        "alerts": dg.MetadataValue.json(alert_list),
+        "reports": dg.MetadataValue.md(
+            "\n".join(f"- {r.agent_id}: [{r.report_uri}]({r.report_uri})" for r in results) or "_none_"
+        ),
+    }
+    for r in results:
+        meta.update({f"{r.agent_id}/{k}": v for k, v in r.metadata().items() if k.startswith("effect/")})
+    return dg.AssetCheckResult(
+        asset_key="drift_report",
+        check_name=check_name,
+        passed=not failing,
+        severity=dg.AssetCheckSeverity.ERROR if severity == expectations.ERROR else dg.AssetCheckSeverity.WARN,
+        description="; ".join(r.description for r in failing) or "every agent within its tenant's threshold",
+        metadata=meta,
+    )
+
+
+def _alert(result: expectations.DriftCheckResult, report: pd.DataFrame) -> dict[str, Any]:
+    rows = report[report["report_uri"] == result.report_uri]
+    episode = (
+        alerts.episode_key(str(rows["model_id"].iloc[0]), str(rows["baseline_id"].iloc[0])) if len(rows) else "unknown"
+    )
+    return {
+        "tenant_id": result.tenant_id,
+        "agent_id": result.agent_id,
+        "episode": episode,
+        "severity": result.severity,
+        "summary": result.description,
+        "report_uri": result.report_uri,
+        "dimensions": result.failing_dimensions,
+    }
+
+
+@dg.multi_asset_check(
+    specs=[
+        dg.AssetCheckSpec(
+            "drift_within_threshold",
+            asset="drift_report",
+            partitions_def=tenant_day,
+            blocking=True,
+            description="ERROR when an agent's pinned model drifted beyond its tenant's threshold and noise floor (GX suite per tenant agent).",
+        ),
+        dg.AssetCheckSpec(
+            "drift_near_miss",
+            asset="drift_report",
+            partitions_def=tenant_day,
+            description="WARN when an agent's pinned model moved significantly and close to its tenant's threshold (a near miss).",
+        ),
+    ],
+    ins={"drift_report": dg.AssetIn("drift_report")},
+)
+def drift_checks(
+    context: dg.AssetCheckExecutionContext,
+    drift_report: pd.DataFrame,
+    drift_store: DriftStore,
+    object_storage: ObjectStorage,
+) -> Iterator[dg.AssetCheckResult]:
+    tenant_id = context.partition_key.keys_by_dimension["tenant"]  # type: ignore[attr-defined]
+    results = _evaluate(drift_report, drift_store, object_storage)
+    yield _result(results, drift_report, expectations.ERROR, tenant_id, "drift_within_threshold")
+    yield _result(results, drift_report, expectations.WARN, tenant_id, "drift_near_miss")

@@ -1,0 +1,31 @@
+"""Jobs: the nightly chain, replays a sensor asks for, and baseline snapshots."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+SAMPLE = dg.AssetSelection.assets("sampled_inputs")
+BASELINE = dg.AssetSelection.assets("behavioral_baselines")
+REPLAY_CHAIN = dg.AssetSelection.assets("shadow_replays", "divergence_scores", "drift_report")
+
+# sample -> replay -> score -> report (+ the drift checks on the report), one run per tenant and day.
+nightly_drift_job = dg.define_asset_job(
+    "nightly_drift_job",
+    selection=SAMPLE | REPLAY_CHAIN,
+    description="Nightly per tenant: sample the day's traffic, replay it against the pinned model (and candidates), score, report, check.",
+    tags={"drift_pipeline/kind": "nightly"},
+)
+
+# What a sensor requests when a model version appears, an alias moves or a silent change is suspected.
+replay_job = dg.define_asset_job(
+    "replay_job",
+    selection=REPLAY_CHAIN,
+    description="Shadow-replay a tenant's baseline prompts against its pinned model and any candidates, then score and check.",
+    tags={"drift_pipeline/kind": "replay"},
+)
+
+baseline_job = dg.define_asset_job(
+    "baseline_job",
+    selection=BASELINE,
+    description="Snapshot a new behavioural baseline per tenant agent from its sampled traffic (immutable, audited).",
+)
