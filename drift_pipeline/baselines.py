@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -117,8 +117,10 @@ def create_baseline(
     embedder: Embedder | None = None,
     actor: str,
     reason: str = "",
+    point_manifest: bool = True,
 ) -> BaselineInfo:
-    """Write an immutable baseline, index it, and point the manifest at it (all audited).
+    """Write an immutable baseline, index it, and (unless `point_manifest` is false, e.g. when a migration
+    promotion writes the manifest itself) point the manifest at it, all audited.
 
     `responses` are the pinned model's replay outputs for `prompts` (joined on record_id).
     """
@@ -206,13 +208,18 @@ def build_baseline(
     actor: str,
     reason: str = "",
     progress: bool = False,
+    point_manifest: bool = True,
+    model_id: str | None = None,
 ) -> BaselineInfo:
     """Snapshot a baseline for one agent from its tenant's samples: replay the canonical prompts on the
-    pinned model twice (the second pass measures the noise floor), score, write, point the manifest at it.
+    pinned model (or `model_id`, e.g. a candidate being promoted) twice (the second pass measures the noise
+    floor), score, write, and point the manifest at it unless `point_manifest` is false.
     """
     prompts = canonical_prompts(samples, manifest.agent_id, limit=max_prompts)
     if prompts.empty:
         raise InvalidInputError(f"no sampled traffic for {manifest.tenant_id}/{manifest.agent_id}: nothing to baseline")
+    if model_id and model_id != manifest.pinned_model_id:
+        manifest = replace(manifest, pinned_model_id=model_id)
     version = registry.get_version(store, manifest.pinned_model_id)
     decoding = replay_decoding(manifest, version.decoding)
     target = ReplayTarget.from_version(version)

@@ -105,7 +105,7 @@ class TrafficCapture(CustomLogger):
         self._seen: OrderedDict[str, None] = OrderedDict()  # litellm call ids: never record a call twice
         self._stop = threading.Event()
         self.captured = self.written = self.dropped_queue_full = self.dropped_sink_errors = 0
-        self.silent_reroutes = self.capture_errors = self.write_failures = 0
+        self.silent_reroutes = self.capture_errors = self.write_failures = self.skipped_replays = 0
         self._thread = threading.Thread(target=self._run, name="drift-traffic-capture", daemon=True)
         self._thread.start()
 
@@ -142,6 +142,7 @@ class TrafficCapture(CustomLogger):
                 "write_failures": self.write_failures,
                 "silent_reroutes": self.silent_reroutes,
                 "capture_errors": self.capture_errors,
+                "skipped_replays": self.skipped_replays,
             }
 
     def flush(self, timeout: float | None = 30.0) -> bool:
@@ -167,6 +168,10 @@ class TrafficCapture(CustomLogger):
     def _capture(self, kwargs: dict[str, Any], response: Any, start: Any, end: Any, error: Any) -> None:
         # Never raise into litellm (it would log noise) and never block the caller.
         try:
+            if is_replay(kwargs):  # shadow replays are ours, not the platform's traffic
+                with self._lock:
+                    self.skipped_replays += 1
+                return
             call_id = str(kwargs.get("litellm_call_id") or "")
             with self._lock:
                 if call_id and call_id in self._seen:
@@ -257,6 +262,13 @@ class TrafficCapture(CustomLogger):
 
 
 # -- record building (pure) ---------------------------------------------------------------------------
+
+
+def is_replay(kwargs: Mapping[str, Any]) -> bool:
+    """True for calls made by the replay engine (tagged `metadata={"drift_pipeline_replay": True}`)."""
+    params = kwargs.get("litellm_params") or {}
+    metadata = params.get("metadata") or kwargs.get("metadata") or {}
+    return bool(metadata.get("drift_pipeline_replay"))
 
 
 def build_record(

@@ -325,7 +325,7 @@ def start_canary(
         _transition(store, session, row, "canary", actor=actor, reason=reason or f"canary share {share:g}")
         store.bump_change_counter(session)  # every resolver, in any process, re-reads its routing
         info = _info(row)
-    manifests._notify()
+    manifests.notify()
     return info
 
 
@@ -370,7 +370,7 @@ def observe(
             store.bump_change_counter(session)
         info = _info(row)
     if aborted:
-        manifests._notify()
+        manifests.notify()
         _call_alert(alert, info)
     return MonitorVerdict(info, results, aborted)
 
@@ -404,7 +404,7 @@ def promote(
                 f"as when migration {row.id} was proposed: abort it and propose again"
             )
         why = reason or f"migration {row.id} promoted"
-        new = manifests._write_revision(
+        new = manifests.write_revision(
             store,
             session,
             tenant,
@@ -418,7 +418,7 @@ def promote(
         row.canary_share = 1.0
         _transition(store, session, row, "promoted", actor=actor, reason=why, extra={"revision": new.revision})
         result = _info(row)
-    manifests._notify()
+    manifests.notify()
     return result
 
 
@@ -437,7 +437,7 @@ def abort(
         if was_canary:
             store.bump_change_counter(session)
         info = _info(row)
-    manifests._notify()
+    manifests.notify()
     return info
 
 
@@ -483,10 +483,10 @@ def rollback(
                 + (", and has no earlier pin to go back to" if target is None else ", the known-good pin")
                 + (f"; closed migration {', '.join(map(str, closed))}" if closed else "")
             )
-            result = RollbackResult(False, message, manifests._manifest(current), closed)
+            result = RollbackResult(False, message, manifests.to_manifest(current), closed)
         else:
             why = reason or f"rollback to revision {target.revision}"
-            manifest = manifests._write_revision(
+            manifest = manifests.write_revision(
                 store,
                 session,
                 tenant,
@@ -506,7 +506,7 @@ def rollback(
                 + (f"; closed migration {', '.join(map(str, closed))}" if closed else "")
             )
             result = RollbackResult(True, message, manifest, closed)
-    manifests._notify()
+    manifests.notify()
     return result
 
 
@@ -612,7 +612,7 @@ def readiness_report(store: Store, today: date, *, horizon_days: int = 90) -> li
 
 
 def _lock_tenant(session: Session, tenant_id: str) -> Tenant:
-    return manifests._lock_tenant(session, tenant_id)
+    return manifests.lock_tenant(session, tenant_id)
 
 
 def _lock(
@@ -667,7 +667,7 @@ def _promoted_rows(session: Session, tenant_id: str, agent_id: str, model_id: st
 
 
 def _latest_revision(session: Session, tenant_id: str, agent_id: str) -> ManifestRevision:
-    latest = manifests._latest(session, tenant_id, agent_id)
+    latest = manifests.latest_row(session, tenant_id, agent_id)
     if latest is None:
         raise NotFoundError(f"tenant {tenant_id!r} has no manifest for agent {agent_id!r}: pin a model first")
     return latest

@@ -176,7 +176,7 @@ def add_tenant(
 def update_tenant(store: Store, tenant_id: str, *, actor: str, reason: str = "", **changes: Any) -> TenantInfo:
     """Change tenant settings; every agent's manifest gets a new revision carrying the new snapshot."""
     with store.transaction() as session:
-        row = _lock_tenant(session, tenant_id)
+        row = lock_tenant(session, tenant_id)
         before = _tenant_info(row)
         after = replace(before, **changes)
         _validate_tenant(after)
@@ -194,10 +194,10 @@ def update_tenant(store: Store, tenant_id: str, *, actor: str, reason: str = "",
             reason=reason,
         )
         for agent_id in _agent_ids(session, tenant_id):
-            _write_revision(
+            write_revision(
                 store, session, row, agent_id, {}, actor=actor, action="manifest.tenant_settings", reason=reason
             )
-    _notify()
+    notify()
     return after
 
 
@@ -281,24 +281,24 @@ def update(
     """
     check_slug(agent_id, "agent id")
     with store.transaction() as session:
-        tenant = _lock_tenant(session, tenant_id)
-        current = _latest(session, tenant_id, agent_id)
+        tenant = lock_tenant(session, tenant_id)
+        current = latest_row(session, tenant_id, agent_id)
         if expected_revision is not None and (current.revision if current else 0) != expected_revision:
             raise RefusedError(
                 f"manifest {tenant_id}/{agent_id} changed meanwhile (revision {current.revision if current else 0}, expected {expected_revision}); re-read and retry"
             )
-        manifest = _write_revision(store, session, tenant, agent_id, changes, actor=actor, action=action, reason=reason)
-    _notify()
+        manifest = write_revision(store, session, tenant, agent_id, changes, actor=actor, action=action, reason=reason)
+    notify()
     return manifest
 
 
 def current(store: Store, tenant_id: str, agent_id: str) -> Manifest:
     with store.session() as session:
-        row = _latest(session, tenant_id, agent_id)
+        row = latest_row(session, tenant_id, agent_id)
         if row is None:
             _require_tenant(session, tenant_id)
             raise NotFoundError(f"tenant {tenant_id!r} has no manifest for agent {agent_id!r}: pin a model first")
-        return _manifest(row)
+        return to_manifest(row)
 
 
 def history(store: Store, tenant_id: str, agent_id: str) -> list[Manifest]:
@@ -315,7 +315,7 @@ def history(store: Store, tenant_id: str, agent_id: str) -> list[Manifest]:
         if not rows:
             _require_tenant(session, tenant_id)
             raise NotFoundError(f"tenant {tenant_id!r} has no manifest for agent {agent_id!r}")
-        return [_manifest(r) for r in rows]
+        return [to_manifest(r) for r in rows]
 
 
 def get_revision(store: Store, tenant_id: str, agent_id: str, revision: int) -> Manifest:
@@ -342,7 +342,7 @@ def list_current(store: Store, tenant_id: str | None = None) -> list[Manifest]:
         query = query.where(ManifestRevision.tenant_id == tenant_id)
     with store.session() as session:
         rows = session.execute(query.order_by(ManifestRevision.tenant_id, ManifestRevision.agent_id)).scalars()
-        return [_manifest(r) for r in rows]
+        return [to_manifest(r) for r in rows]
 
 
 def subscribe(listener: Callable[[], None]) -> None:
@@ -362,10 +362,10 @@ def check_threshold(value: float) -> float:
     return value
 
 
-# ------------------------------------------------------------------------------------------- internals
+# ------------------------------------------- building blocks for callers that own the transaction (gates)
 
 
-def _write_revision(
+def write_revision(
     store: Store,
     session: Session,
     tenant: Tenant,
@@ -376,8 +376,10 @@ def _write_revision(
     action: str,
     reason: str,
 ) -> Manifest:
-    latest = _latest(session, tenant.tenant_id, agent_id)
-    before = _manifest(latest) if latest else None
+    """Write the next revision of `agent_id` with `changes` applied, audited, inside the caller's transaction
+    (which must hold `lock_tenant`)."""
+    latest = latest_row(session, tenant.tenant_id, agent_id)
+    before = to_manifest(latest) if latest else None
     model_id = changes.get("pinned_model_id", before.pinned_model_id if before else None)
     if model_id is None:
         raise RefusedError(f"agent {agent_id!r} of {tenant.tenant_id!r} has no manifest yet: pin a model first")
@@ -405,7 +407,7 @@ def _write_revision(
     )
     session.add(row)
     session.flush()
-    manifest = _manifest(row)
+    manifest = to_manifest(row)
     store.bump_change_counter(session)
     audit.append(
         store,
@@ -421,7 +423,8 @@ def _write_revision(
     return manifest
 
 
-def _latest(session: Session, tenant_id: str, agent_id: str) -> ManifestRevision | None:
+def latest_row(session: Session, tenant_id: str, agent_id: str) -> ManifestRevision | None:
+    """The revision row in force, inside the caller's transaction."""
     return session.execute(
         select(ManifestRevision)
         .where(ManifestRevision.tenant_id == tenant_id, ManifestRevision.agent_id == agent_id)
@@ -441,7 +444,8 @@ def _agent_ids(session: Session, tenant_id: str) -> list[str]:
     )
 
 
-def _lock_tenant(session: Session, tenant_id: str) -> Tenant:
+def lock_tenant(session: Session, tenant_id: str) -> Tenant:
+    """Lock the tenant row for this transaction: every manifest writer of this tenant queues behind it."""
     row = session.get(Tenant, tenant_id, with_for_update=True)
     if row is None:
         raise NotFoundError(f"unknown tenant {tenant_id!r}: add it first with `drift-pipeline tenants add`")
@@ -471,7 +475,7 @@ def _validate_tenant(info: TenantInfo) -> None:
             raise InvalidInputError(f"PII pattern {name!r} is not a valid regular expression: {exc}") from exc
 
 
-def _manifest(row: ManifestRevision) -> Manifest:
+def to_manifest(row: ManifestRevision) -> Manifest:
     config = row.config or {}
     return Manifest(
         tenant_id=row.tenant_id,
@@ -489,7 +493,8 @@ def _manifest(row: ManifestRevision) -> Manifest:
     )
 
 
-def _notify() -> None:
+def notify() -> None:
+    """Tell this process's resolvers that manifests changed (call after the transaction committed)."""
     for ref in list(_listeners):
         listener = ref()
         if listener is None:

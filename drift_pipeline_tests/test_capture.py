@@ -133,3 +133,22 @@ def test_silent_reroute_and_missing_tenant(local_objects: ObjectStore):
     assert read_traffic(local_objects, "acme")["silent_reroute"].tolist() == [True]
     quarantined = local_objects.read_batches("quarantine", "_unknown")
     assert quarantined["reason"].tolist() == ["missing_tenant"] and quarantined["error"].tolist() == ["boom"]
+
+
+def test_shadow_replays_are_not_captured_as_traffic(local_objects: ObjectStore, installed):
+    capture = TrafficCapture(local_objects, flush_interval=0.05)
+    installed(capture)
+    for flag in (True, False):
+        litellm.completion(
+            model="openai/gpt-4o-2024-08-06",
+            messages=[{"role": "user", "content": f"replay={flag}"}],
+            mock_response="ok",
+            metadata=META | {"drift_pipeline_replay": flag},
+        )
+    deadline = time.monotonic() + 20
+    while capture.stats()["captured"] + capture.stats()["skipped_replays"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert capture.close()
+    stored = read_traffic(local_objects, "acme")
+    assert [json.loads(m)[0]["content"] for m in stored["messages"]] == ["replay=False"]
+    assert capture.stats()["skipped_replays"] == 1
