@@ -236,9 +236,7 @@ def build_baseline(
         )
         for i in (1, 2)
     ]
-    pinned = prompts.drop(columns=["response_text", "tool_calls"]).merge(
-        runs[0][["record_id", "response_text", "tool_calls"]], on="record_id"
-    )
+    pinned = prompts[list(PROMPT_COLUMNS)].merge(runs[0][["record_id", "response_text", "tool_calls"]], on="record_id")
     contexts, _ = scoring.to_contexts(
         pairs_frame(pinned, runs[1]),
         response_schema=manifest.config.response_schema,
@@ -262,6 +260,7 @@ def build_baseline(
         embedder=embedder,
         actor=actor,
         reason=reason,
+        point_manifest=point_manifest,
     )
 
 
