@@ -8,14 +8,15 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 
 TENANTS = "tenants"
-RETENTION_DAYS = int(os.environ.get("DRIFT_PIPELINE_RETENTION_DAYS", "90"))
+RETENTION_DAYS = int(os.environ.get("DRIFT_PIPELINE_RETENTION_DAYS", "60"))
 
 
 def start_date(today: date | None = None) -> str:
     """First day kept: the retention window, rounded down to a month start so it moves monthly.
 
-    A bounded window keeps tenants x days under Dagster's 100k partitions per asset (1,000 tenants x
-    <= 100 days); older days live on in the drift reports and the audit log, not as partitions.
+    A bounded window keeps tenants x days under Dagster's 100k partitions per asset: with the default 60
+    days the window holds at most 60 + 31 days, so 1,000 tenants stay under ~92k partitions. Older days
+    live on in the drift reports and the audit log, not as partitions.
     """
     today = today or datetime.now(UTC).date()
     return (today - timedelta(days=RETENTION_DAYS)).replace(day=1).isoformat()
