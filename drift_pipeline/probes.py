@@ -21,12 +21,13 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
 from drift_pipeline.errors import DriftPipelineError, InvalidInputError
+from drift_pipeline.replay import ReplayTarget
 
 PROBE_SET_VERSION = "probe-v1"
 MAX_TOKENS = 24
@@ -47,22 +48,8 @@ Completer = Callable[[str, dict[str, Any], Sequence[str]], list[str]]
 Similarity = Callable[[list[str], list[str]], Sequence[float]]
 
 
-@dataclass(frozen=True)
-class ProbeTarget:
-    """A version to probe: litellm reaches it as `"{provider}/{model_id}"` with `litellm_params`."""
-
-    model_id: str
-    provider: str
-    litellm_params: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def litellm_model(self) -> str:
-        return f"{self.provider}/{self.model_id}"
-
-    @classmethod
-    def from_version(cls, version: Any) -> ProbeTarget:
-        """From a `registry.VersionInfo` (or anything with model_id, provider, litellm_params)."""
-        return cls(version.model_id, version.provider, dict(version.litellm_params or {}))
+# A probe target is any registered version litellm can reach: the replay engine's target type.
+ProbeTarget = ReplayTarget
 
 
 @dataclass(frozen=True)
@@ -135,12 +122,10 @@ def fingerprint(responses: Sequence[str]) -> str:
 def litellm_completer(model: str, params: dict[str, Any], prompts: Sequence[str]) -> list[str]:
     """Greedy completions through litellm, one prompt after the other.
 
-    Sequential on purpose: a handful of short prompts costs little, and the offline provider's concurrent
-    (micro-batched) path returned unrelated text in this environment (see docs/operations.md).
+    Sequential on purpose: a handful of short prompts costs little, and each answer then does not depend
+    on which other prompts shared its batch.
     """
     import litellm
-
-    from drift_pipeline.replay import ReplayTarget
 
     if model.startswith("offline/"):
         from drift_pipeline.offline_llm import register_offline_provider

@@ -103,17 +103,9 @@ class Resolver:
 
     def _canary_resolution(self, pinned: Resolution, route: gates.CanaryRoute) -> Resolution:
         manifest = manifests.current(self.store, pinned.tenant_id, pinned.agent_id)
-        version = registry.get_version(self.store, route.to_model_id)
-        return Resolution(
-            tenant_id=pinned.tenant_id,
-            agent_id=pinned.agent_id,
-            model_id=version.model_id,
-            provider=version.provider,
-            litellm_model=version.litellm_model,
-            litellm_params=version.litellm_params,
-            decoding={**DEFAULT_DECODING, **version.decoding, **manifest.config.decoding},
-            manifest_revision=pinned.manifest_revision,
-            baseline_id=pinned.baseline_id,
+        return _resolution(
+            manifest,
+            registry.get_version(self.store, route.to_model_id),
             route="canary",
             extra={"migration_id": route.migration_id, "pinned_model_id": pinned.model_id},
         )
@@ -127,15 +119,20 @@ class Resolver:
 
     def _load(self, tenant_id: str, agent_id: str) -> Resolution:
         manifest = manifests.current(self.store, tenant_id, agent_id)
-        version = registry.get_version(self.store, manifest.pinned_model_id)
-        return Resolution(
-            tenant_id=tenant_id,
-            agent_id=agent_id,
-            model_id=version.model_id,
-            provider=version.provider,
-            litellm_model=version.litellm_model,
-            litellm_params=version.litellm_params,
-            decoding={**DEFAULT_DECODING, **version.decoding, **manifest.config.decoding},
-            manifest_revision=manifest.revision,
-            baseline_id=manifest.behavioral_baseline_id,
-        )
+        return _resolution(manifest, registry.get_version(self.store, manifest.pinned_model_id))
+
+
+def _resolution(manifest: manifests.Manifest, version: registry.VersionInfo, **route: Any) -> Resolution:
+    """What to call for `manifest`'s agent when it is served by `version` (its pin, or a canary candidate)."""
+    return Resolution(
+        tenant_id=manifest.tenant_id,
+        agent_id=manifest.agent_id,
+        model_id=version.model_id,
+        provider=version.provider,
+        litellm_model=version.litellm_model,
+        litellm_params=version.litellm_params,
+        decoding={**DEFAULT_DECODING, **version.decoding, **manifest.config.decoding},
+        manifest_revision=manifest.revision,
+        baseline_id=manifest.behavioral_baseline_id,
+        **route,
+    )

@@ -14,8 +14,8 @@ from drift_pipeline import ingest as ingest_mod
 from drift_pipeline.errors import InvalidInputError, NotFoundError
 from drift_pipeline.ingest import ingest, read_quarantine
 from drift_pipeline.storage import ObjectStore, read_traffic
+from drift_pipeline_tests.plugins.scoring import LLMDRIFT
 
-LLMDRIFT = Path("/work/shared/data/llmdrift")
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo_traffic.jsonl"
 KNOWN = {"acme": {"support", "billing"}, "globex": {"assistant"}}
 

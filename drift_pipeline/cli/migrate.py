@@ -12,7 +12,9 @@ from rich.table import Table
 
 from drift_pipeline import aliases_scan, evidence, gates
 from drift_pipeline.cli.common import actor, console, open_store, parse_date, parse_datetime, print_json
-from drift_pipeline.errors import DriftPipelineError, InvalidInputError
+from drift_pipeline.errors import InvalidInputError
+from drift_pipeline.storage import ObjectStore
+from drift_pipeline.store import Store
 
 migrate = typer.Typer(
     help="Move a tenant agent to a new model version through staging, review, canary and promotion.",
@@ -51,13 +53,14 @@ def stage(
     migration_id: MigrationId,
     report: Annotated[
         Path | None,
-        typer.Option(help="drift report (JSON) of the candidate's replay; default: replay the suite now"),
+        typer.Option(help="drift report (JSON) of the candidate's replay instead of replaying the suite now"),
     ] = None,
     expect_version: Expect = None,
 ) -> None:
     """Run (or record) the staging replay of the workflow suite against the candidate."""
-    runner = _report_runner(report) if report else _replay_runner()
-    _print_state(gates.run_staging(open_store(), migration_id, runner, actor=actor(), expected_version=expect_version))
+    store = open_store()
+    runner = _report_runner(report) if report else _replay_runner(store)
+    _print_state(gates.run_staging(store, migration_id, runner, actor=actor(), expected_version=expect_version))
 
 
 @migrate.command("status")
@@ -130,17 +133,16 @@ def canary(
 def promote(
     migration_id: MigrationId,
     baseline_id: Annotated[
-        str | None, typer.Option(help="baseline of the candidate already built; default: snapshot one now")
+        str | None, typer.Option(help="use this already built baseline of the candidate instead of snapshotting one")
     ] = None,
     reason: Reason = "",
     expect_version: Expect = None,
 ) -> None:
     """Pin the candidate in a new manifest revision with its new baseline."""
-    creator = (lambda _manifest, _migration: baseline_id) if baseline_id else _baseline_creator()
+    store = open_store()
+    creator = (lambda _manifest, _migration: baseline_id) if baseline_id else _baseline_creator(store)
     _print_state(
-        gates.promote(
-            open_store(), migration_id, creator, actor=actor(), reason=reason, expected_version=expect_version
-        )
+        gates.promote(store, migration_id, creator, actor=actor(), reason=reason, expected_version=expect_version)
     )
 
 
@@ -274,18 +276,18 @@ def _report_runner(path: Path) -> gates.StagingRunner:
     return runner
 
 
-def _replay_runner() -> gates.StagingRunner:
-    # The replay engine (replay.py) is not part of this build yet; until its adapter lands, staging takes
-    # the candidate's drift report produced by `compare` or a replay run elsewhere.
-    raise DriftPipelineError(
-        "this build cannot replay the workflow suite itself yet: pass the candidate's drift report with --report"
-    )
+def _replay_runner(store: Store) -> gates.StagingRunner:
+    """Replay the agent's workflow suite against the candidate now (the offline model runs in-process)."""
+    from drift_pipeline import staging
+
+    return staging.ReplayStagingRunner(store, ObjectStore.from_settings(), progress=True)
 
 
-def _baseline_creator() -> gates.BaselineCreator:
-    raise DriftPipelineError(
-        "this build cannot snapshot a baseline itself yet: pass the candidate's baseline with --baseline-id"
-    )
+def _baseline_creator(store: Store) -> gates.BaselineCreator:
+    """Snapshot the candidate's baseline on the staging suite now."""
+    from drift_pipeline import staging
+
+    return staging.StagingBaselineCreator(store, ObjectStore.from_settings(), actor=actor(), progress=True)
 
 
 def _registry_names() -> tuple[dict[str, str], set[str]]:

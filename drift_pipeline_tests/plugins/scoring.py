@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-LLMDRIFT = Path(__file__).resolve().parents[3] / "shared" / "data" / "llmdrift"
+# The real recorded GPT-4/GPT-3.5 generations live in the read-only shared/ folder beside the checkout.
+LLMDRIFT = Path(
+    os.environ.get("DRIFT_PIPELINE_LLMDRIFT_DIR")
+    or Path(__file__).resolve().parents[3] / "shared" / "data" / "llmdrift"
+)
 
 
 @pytest.fixture(scope="session")
