@@ -179,6 +179,8 @@ def create_baseline(
             },
             reason=reason,
         )
+    if not point_manifest:
+        return info
     manifests.update(
         store,
         manifest.tenant_id,
