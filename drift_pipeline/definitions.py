@@ -1,23 +1,50 @@
-"""The drift-pipeline Dagster code location: every definition under `drift_pipeline/defs`, plus resources."""
+"""The drift-pipeline Dagster code location: the definitions in `drift_pipeline/defs`, plus resources.
+
+Listed explicitly (stable APIs only, no instance needed at load time), so the definitions build the same
+way in a test process, `dagster dev` and a code server. A new sensor or job is added here.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import dagster as dg
 
+from drift_pipeline.defs import assets, canary_sensor, checks, jobs, migration_jobs, schedules, sensors
 from drift_pipeline.defs.resources import DriftStore, ObjectStorage, ParquetIOManager
 
 
-@dg.definitions
-def defs() -> dg.Definitions:
-    storage = ObjectStorage()
-    loaded = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
-    resources = dg.Definitions(
+def build_defs(
+    database_url: str | None = None, storage_url: str | None = None, endpoint_url: str | None = None
+) -> dg.Definitions:
+    """The code location; the arguments override the environment's store and object storage (for tests)."""
+    storage = ObjectStorage(url=storage_url, endpoint_url=endpoint_url)
+    return dg.Definitions(
+        assets=dg.load_assets_from_modules([assets]),
+        asset_checks=dg.load_asset_checks_from_modules([checks]),
+        jobs=[
+            jobs.nightly_drift_job,
+            jobs.replay_job,
+            jobs.baseline_job,
+            migration_jobs.staging_replay_job,
+            migration_jobs.approve_migration_job,
+            migration_jobs.readiness_job,
+        ],
+        sensors=[
+            sensors.new_model_version_sensor,
+            sensors.silent_change_sensor,
+            sensors.deprecation_sensor,
+            sensors.new_tenants_sensor,
+            sensors.drift_check_alerts,
+            sensors.drift_check_failure_alerts,
+            canary_sensor.canary_monitor_sensor,
+        ],
+        schedules=[schedules.nightly_drift_schedule, schedules.hourly_drift_schedule],
         resources={
-            "drift_store": DriftStore(),
+            "drift_store": DriftStore(database_url=database_url),
             "object_storage": storage,
             "io_manager": ParquetIOManager(storage=storage),
-        }
+            migration_jobs.SUMMARY_IO: dg.FilesystemIOManager(),  # the migration jobs' small JSON summaries
+        },
     )
-    return dg.Definitions.merge(loaded, resources)
+
+
+defs = build_defs()

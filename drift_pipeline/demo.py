@@ -143,7 +143,7 @@ def run(console: Console, *, on_step: Callable[[str], None] | None = None) -> De
     import dagster as dg
 
     from drift_pipeline.alerts import AlertRouter
-    from drift_pipeline.definitions import defs as load_defs
+    from drift_pipeline.definitions import defs
     from drift_pipeline.defs.partitions import key
     from drift_pipeline.defs.sensors import alerts_for_run, silent_change_tick
     from drift_pipeline.ingest import ingest_with_store
@@ -172,7 +172,6 @@ def run(console: Console, *, on_step: Callable[[str], None] | None = None) -> De
         f"  read {report.read}, accepted {report.accepted}, quarantined {report.quarantined} {dict(report.reasons)}"
     )
 
-    defs = load_defs()
     instance = dg.DagsterInstance.get()
     quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
     tenants = sorted(TENANTS)

@@ -141,3 +141,9 @@ class Embedder:
             a, b = vectors[: len(differ)], vectors[len(differ) :]
             sims[differ] = np.clip(np.einsum("ij,ij->i", a, b), -1.0, 1.0)
         return sims
+
+
+@functools.cache
+def shared() -> Embedder:
+    """One embedder (model + cache) per process: identical texts are embedded once across all callers."""
+    return Embedder()

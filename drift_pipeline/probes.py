@@ -23,7 +23,6 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any
 
 from drift_pipeline.errors import DriftPipelineError, InvalidInputError
@@ -155,7 +154,9 @@ def litellm_completer(model: str, params: dict[str, Any], prompts: Sequence[str]
 
 def embedding_similarity(left: list[str], right: list[str]) -> Sequence[float]:
     """Cosine similarity per pair with the offline MiniLM model (equal texts skip the model)."""
-    return [float(s) for s in _embedder().pair_similarity(left, right)]
+    from drift_pipeline.embeddings import shared as shared_embedder
+
+    return [float(s) for s in shared_embedder().pair_similarity(left, right)]
 
 
 def run_probe(
@@ -249,14 +250,6 @@ def _difference(left: list[str], right: list[str], similarity: Similarity | None
         return 0.0, []
     sims = list((similarity or embedding_similarity)(a, b))
     return max(0.0, 1.0 - sum(sims) / len(sims)), changed
-
-
-@cache
-def _embedder() -> Any:
-    """One embedder (and its cache) per process: repeated probe answers are embedded once."""
-    from drift_pipeline.embeddings import Embedder
-
-    return Embedder()
 
 
 def _now() -> str:

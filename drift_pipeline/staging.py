@@ -14,12 +14,11 @@ touching the manifest: the promotion writes pin and baseline in one revision.
 
 from __future__ import annotations
 
-import functools
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from drift_pipeline import audit, baselines, detection, manifests, registry, report
+from drift_pipeline import audit, baselines, detection, embeddings, manifests, registry, report
 from drift_pipeline.errors import NotFoundError, RefusedError
 from drift_pipeline.storage import ObjectStore
 from drift_pipeline.store import Store
@@ -29,14 +28,6 @@ if TYPE_CHECKING:
     from drift_pipeline.gates import MigrationInfo
 
 MAX_ERRORS = 3  # replay errors quoted in a staging failure
-
-
-@functools.cache
-def default_embedder() -> Embedder:
-    """One embedder per process (the model loads once; identical texts are embedded once)."""
-    from drift_pipeline.embeddings import Embedder
-
-    return Embedder()
 
 
 def staging_prefix(tenant_id: str, agent_id: str) -> str:
@@ -75,7 +66,7 @@ class ReplayStagingRunner:
         drifts = {
             d.role: d
             for d in detection.score_agent(
-                self.store, self.objects, manifest, replays, embedder=self.embedder or default_embedder()
+                self.store, self.objects, manifest, replays, embedder=self.embedder or embeddings.shared()
             )
         }
         scored = drifts.get(detection.CANDIDATE)
@@ -119,7 +110,7 @@ class StagingBaselineCreator:
             manifest,
             prompts,
             max_prompts=len(prompts),
-            embedder=self.embedder or default_embedder(),
+            embedder=self.embedder or embeddings.shared(),
             actor=self.actor,
             reason=f"migration {migration.id}: baseline of {migration.to_model_id} on the staging suite ({suite_id})",
             progress=self.progress,

@@ -19,6 +19,7 @@ ASSETS = {"sampled_inputs", "behavioral_baselines", "shadow_replays", "divergenc
 CHECKS = {("drift_report", "drift_within_threshold"), ("drift_report", "drift_near_miss")}
 JOBS = {"nightly_drift_job", "replay_job", "baseline_job"}
 SENSORS = {
+    "canary_monitor_sensor",
     "new_model_version_sensor",
     "silent_change_sensor",
     "deprecation_sensor",
@@ -32,7 +33,7 @@ SCHEDULES = {"nightly_drift_schedule", "hourly_drift_schedule"}
 def test_every_definition_loads(home: Path) -> None:
     from drift_pipeline.definitions import defs
 
-    loaded = defs()
+    loaded = defs
     dg.Definitions.validate_loadable(loaded)
     repo = loaded.get_repository_def()
     assert {k.to_user_string() for k in loaded.resolve_all_asset_keys()} == ASSETS

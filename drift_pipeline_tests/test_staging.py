@@ -222,7 +222,7 @@ def test_dagster_jobs_stage_review_and_assess_readiness(store, tmp_path, embedde
     from drift_pipeline.defs.resources import DriftStore, ObjectStorage
 
     objects, _ = _world(store, tmp_path, embedder)
-    d = defs()
+    d = defs
     resources = {
         "drift_store": DriftStore(database_url=store.engine.url.render_as_string(hide_password=False)),
         "object_storage": ObjectStorage(url=objects.url),

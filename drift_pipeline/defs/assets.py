@@ -4,26 +4,18 @@ Each asset is a thin call into the plain-Python core (sampling, baselines, detec
 partitioning (tenant x day, or tenant), lineage, and metadata that the Dagster UI shows and plots.
 """
 
-import functools
 from collections.abc import Iterator
 
 import dagster as dg
 import pandas as pd
 
-from drift_pipeline import baselines, detection, manifests, sampling
+from drift_pipeline import baselines, detection, embeddings, manifests, sampling
 from drift_pipeline.defs.partitions import split, tenant_day, tenants
 from drift_pipeline.defs.resources import DriftStore, ObjectStorage
-from drift_pipeline.embeddings import Embedder
 
 CANDIDATES_TAG = "drift_pipeline/candidates"
 REASON_TAG = "drift_pipeline/reason"
 OWNERS = ["team:ml-platform"]
-
-
-@functools.cache
-def embedder() -> Embedder:
-    """One embedder (model + cache) per process: identical texts are embedded once across assets."""
-    return Embedder()
 
 
 class SamplingConfig(dg.Config):
@@ -106,7 +98,7 @@ def behavioral_baselines(
                 manifest,
                 sampled_inputs,
                 max_prompts=config.max_prompts,
-                embedder=embedder(),
+                embedder=embeddings.shared(),
                 actor=f"dagster:{context.run_id[:8]}",
                 reason="behavioral_baselines materialization",
             )
@@ -204,7 +196,7 @@ def divergence(
     for manifest in manifests.list_current(store, tenant_id):
         if shadow_replays.empty:
             break
-        for drift in detection.score_agent(store, objects, manifest, shadow_replays, embedder=embedder()):
+        for drift in detection.score_agent(store, objects, manifest, shadow_replays, embedder=embeddings.shared()):
             detection.write_reports(objects, drift, day)
             scores.append(
                 drift.result.per_pair.assign(

@@ -190,13 +190,3 @@ def approve_migration_job() -> None:
 )
 def readiness_job() -> None:
     assess_readiness()
-
-
-@dg.definitions
-def migration_resources() -> dg.Definitions:
-    """The migration jobs and their summaries' I/O manager (the loader takes a module's `@dg.definitions`
-    function instead of its module-level objects, so the jobs are listed here)."""
-    return dg.Definitions(
-        jobs=[staging_replay_job, readiness_job, approve_migration_job],
-        resources={SUMMARY_IO: dg.FilesystemIOManager()},
-    )

@@ -241,7 +241,8 @@ def silent_change_tick(
     day = today_utc(now)
     by_tenant: dict[str, set[str]] = {}
     for manifest in manifests.list_current(store):
-        if manifest.pinned_model_id in changed:
+        # Replays compare against a baseline: an agent without one (no consent, no traffic yet) has nothing to replay.
+        if manifest.pinned_model_id in changed and manifest.behavioral_baseline_id:
             by_tenant.setdefault(manifest.tenant_id, set()).add(manifest.pinned_model_id)
     for tenant_id, models in sorted(by_tenant.items()):
         suffix = ":" + ",".join(f"{m}={after[m]}" for m in sorted(models))
