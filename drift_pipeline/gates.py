@@ -390,6 +390,7 @@ def promote(
     manifest revision, migration state and audit entries commit in one transaction.
     """
     info = get(store, migration_id)
+    _check_version(info.id, info.state, info.version, expected_version)  # before the (slow) baseline snapshot
     _check_allowed_info(info, "promoted")
     manifest = manifests.current(store, info.tenant_id, info.agent_id)
     baseline_id = baseline_creator(manifest, info)
@@ -623,12 +624,17 @@ def _lock(
     if not tenant_locked:
         _lock_tenant(session, row.tenant_id)
     session.refresh(row, with_for_update=True)
-    if expected_version is not None and row.version != expected_version:
+    _check_version(row.id, row.state, row.version, expected_version)
+    return row
+
+
+def _check_version(migration_id: int, state: str, version: int, expected_version: int | None) -> None:
+    """A decision taken on a stale read is refused: someone else acted on the migration meanwhile."""
+    if expected_version is not None and version != expected_version:
         raise RefusedError(
-            f"migration {row.id} changed meanwhile (now {row.state}, version {row.version}, you read version "
+            f"migration {migration_id} changed meanwhile (now {state}, version {version}, you read version "
             f"{expected_version}): re-read with `migrate status` and retry"
         )
-    return row
 
 
 def _row(session: Session, migration_id: int) -> Migration:
