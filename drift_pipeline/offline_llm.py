@@ -225,6 +225,7 @@ def _load_base() -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()  # 'Loading weights' bars would bury the caller's progress
     path = gguf_path()
     cached = _converted_cache_dir(path)
     if (cached / "config.json").is_file():
