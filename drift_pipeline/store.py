@@ -22,6 +22,7 @@ from drift_pipeline.tables import ChangeCounter
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 AUDIT_LOCK_ID = 7_355_608  # arbitrary constant naming the audit chain's advisory lock
+_UPGRADED: set[str] = set()
 
 
 class Store:
@@ -41,8 +42,9 @@ class Store:
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         store = cls(_engine(url))
-        if upgrade:
+        if upgrade and url not in _UPGRADED:  # migrate once per process and database, not on every open
             store.upgrade()
+            _UPGRADED.add(url)
         return store
 
     @property
