@@ -152,6 +152,7 @@ def run(console: Console, *, on_step: Callable[[str], None] | None = None) -> De
     from drift_pipeline.defs.partitions import key
     from drift_pipeline.defs.sensors import alerts_for_run, silent_change_tick
     from drift_pipeline.ingest import ingest_with_store
+
     step = on_step or (lambda text: console.rule(f"[bold]{text}"))
     result = DemoResult()
     settings = Settings.from_env()

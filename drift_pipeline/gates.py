@@ -461,8 +461,8 @@ def rollback(
         current = revisions[-1]
         closed = []
         for row in _open_rows(session, tenant_id, agent_id):
+            row.canary_share = 0.0  # before the transition, so its audit entry shows the routing ended
             _transition(store, session, row, "rolled_back", actor=actor, reason=reason or "rollback")
-            row.canary_share = 0.0
             closed.append(row.id)
         if to_revision is not None:
             target = next((r for r in revisions if r.revision == to_revision), None)

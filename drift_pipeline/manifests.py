@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from drift_pipeline import audit, registry
 from drift_pipeline.errors import InvalidInputError, NotFoundError, RefusedError
 from drift_pipeline.store import Store
-from drift_pipeline.tables import ManifestRevision, Tenant
+from drift_pipeline.tables import Baseline, ManifestRevision, Tenant
 
 DEFAULT_THRESHOLD = 0.05
 CADENCES = ("daily", "hourly")
@@ -392,6 +392,8 @@ def write_revision(
     now = audit.utcnow()
     # A baseline fingerprints one model's behaviour: a new pin invalidates it unless one is given.
     baseline = changes.get("behavioral_baseline_id", None if model_changed else before.behavioral_baseline_id)
+    if baseline is not None and "behavioral_baseline_id" in changes:
+        _check_baseline(session, baseline, tenant.tenant_id, agent_id, model_id)
     row = ManifestRevision(
         tenant_id=tenant.tenant_id,
         agent_id=agent_id,
@@ -421,6 +423,18 @@ def write_revision(
         reason=reason,
     )
     return manifest
+
+
+def _check_baseline(session: Session, baseline_id: str, tenant_id: str, agent_id: str, model_id: str) -> None:
+    """A manifest may only point at a baseline of the same tenant, agent and pinned model: another
+    tenant's baseline would replay its prompts under this tenant's prefix, another model's would make every
+    verdict meaningless."""
+    row = session.get(Baseline, baseline_id)
+    if row is not None and (row.tenant_id, row.agent_id, row.model_id) != (tenant_id, agent_id, model_id):
+        raise RefusedError(
+            f"baseline {baseline_id} belongs to {row.tenant_id}/{row.agent_id} on {row.model_id}, "
+            f"not {tenant_id}/{agent_id} on {model_id}"
+        )
 
 
 def latest_row(session: Session, tenant_id: str, agent_id: str) -> ManifestRevision | None:

@@ -57,6 +57,7 @@ class Resolver:
         # Only agents with an active canary have an entry: the no-canary path never looks past `_cache`.
         self._canaries: dict[tuple[str, str], tuple[gates.CanaryRoute, Resolution]] = {}
         self._lock = threading.Lock()
+        self._generation = 0  # bumped by every invalidation: a load that raced one is not cached
         self._seen_counter = store.change_counter()
         self._next_poll = time.monotonic() + poll_interval
         manifests.subscribe(self.invalidate)
@@ -89,26 +90,31 @@ class Resolver:
 
     def invalidate(self) -> None:
         with self._lock:
+            self._generation += 1
             self._cache.clear()
             self._canaries.clear()
 
     def _fill(self, key: tuple[str, str]) -> Resolution:
-        resolution = self._load(*key)
+        generation = self._generation
+        manifest = manifests.current(self.store, *key)
+        resolution = _resolution(manifest, registry.get_version(self.store, manifest.pinned_model_id))
         route = gates.active_canary(self.store, *key)
+        canary = None
+        if route is not None:
+            canary = _resolution(
+                manifest,
+                registry.get_version(self.store, route.to_model_id),
+                route="canary",
+                extra={"migration_id": route.migration_id, "pinned_model_id": resolution.model_id},
+            )
         with self._lock:
-            self._cache[key] = resolution
-            if route is not None:
-                self._canaries[key] = (route, self._canary_resolution(resolution, route))
+            # An invalidation while we read means what we read may predate the change: serve it to this
+            # caller, but do not cache it (the next call reads again).
+            if generation == self._generation:
+                self._cache[key] = resolution
+                if route is not None and canary is not None:
+                    self._canaries[key] = (route, canary)
         return resolution
-
-    def _canary_resolution(self, pinned: Resolution, route: gates.CanaryRoute) -> Resolution:
-        manifest = manifests.current(self.store, pinned.tenant_id, pinned.agent_id)
-        return _resolution(
-            manifest,
-            registry.get_version(self.store, route.to_model_id),
-            route="canary",
-            extra={"migration_id": route.migration_id, "pinned_model_id": pinned.model_id},
-        )
 
     def _poll(self) -> None:
         self._next_poll = time.monotonic() + self.poll_interval
@@ -116,10 +122,6 @@ class Resolver:
         if counter != self._seen_counter:
             self._seen_counter = counter
             self.invalidate()
-
-    def _load(self, tenant_id: str, agent_id: str) -> Resolution:
-        manifest = manifests.current(self.store, tenant_id, agent_id)
-        return _resolution(manifest, registry.get_version(self.store, manifest.pinned_model_id))
 
 
 def _resolution(manifest: manifests.Manifest, version: registry.VersionInfo, **route: Any) -> Resolution:

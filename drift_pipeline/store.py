@@ -22,7 +22,6 @@ from drift_pipeline.tables import ChangeCounter
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 AUDIT_LOCK_ID = 7_355_608  # arbitrary constant naming the audit chain's advisory lock
-_UPGRADED: set[str] = set()
 
 
 class Store:
@@ -42,9 +41,8 @@ class Store:
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         store = cls(_engine(url))
-        if upgrade and url not in _UPGRADED:  # migrate once per process and database, not on every open
+        if upgrade:
             store.upgrade()
-            _UPGRADED.add(url)
         return store
 
     @property
@@ -53,15 +51,13 @@ class Store:
 
     def upgrade(self) -> None:
         """Bring the schema to the newest Alembic revision (no-op when already there)."""
+        if self.schema_revision() == _head_revision():
+            return
         from alembic import command
         from alembic.config import Config
-        from alembic.script import ScriptDirectory
 
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
-        head = ScriptDirectory.from_config(cfg).get_current_head()
-        if self.schema_revision() == head:
-            return
         try:
             with self.engine.begin() as conn:
                 cfg.attributes["connection"] = conn
@@ -105,6 +101,17 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@cache
+def _head_revision() -> str | None:
+    """The newest Alembic revision shipped with the code (parsed once per process)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(cfg).get_current_head()
 
 
 @cache

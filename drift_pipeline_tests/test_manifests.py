@@ -124,3 +124,32 @@ def test_conditional_update_refuses_a_stale_revision(acme):
     with pytest.raises(RefusedError, match="changed meanwhile"):
         manifests.update(acme, "acme", "support", {"drift_alert_threshold": 0.2}, actor=ACTOR, expected_revision=1)
     assert manifests.current(acme, "acme", "support").drift_alert_threshold == 0.1
+
+
+def test_a_manifest_only_points_at_its_own_baseline(acme):
+    from drift_pipeline.audit import utcnow
+    from drift_pipeline.tables import Baseline
+
+    manifests.add_tenant(acme, "globex", actor=ACTOR)
+    manifests.pin(acme, "acme", "support", "gpt-4-0314", actor=ACTOR)
+    manifests.pin(acme, "globex", "support", "gpt-4-0314", actor=ACTOR)
+    with acme.transaction() as s:
+        for bid, tenant, model in (("bl-globex", "globex", "gpt-4-0314"), ("bl-old-model", "acme", "gpt-4-0613")):
+            s.add(
+                Baseline(
+                    baseline_id=bid,
+                    tenant_id=tenant,
+                    agent_id="support",
+                    model_id=model,
+                    uri="x",
+                    n_prompts=1,
+                    summary={},
+                    created_at=utcnow(),
+                )
+            )
+    before = _state(acme)
+    with pytest.raises(RefusedError, match="belongs to globex/support"):
+        manifests.set_baseline(acme, "acme", "support", "bl-globex", actor=ACTOR)
+    with pytest.raises(RefusedError, match="on gpt-4-0613, not acme/support on gpt-4-0314"):
+        manifests.set_baseline(acme, "acme", "support", "bl-old-model", actor=ACTOR)
+    assert _state(acme) == before

@@ -48,3 +48,5 @@ def test_hourly_schedule_only_for_hourly_tenants(instance: dg.DagsterInstance, t
     [request] = schedules.hourly_drift_schedule(context)
     day = when.date().isoformat()
     assert request.partition_key == f"{day}|acme" and request.run_key == f"hourly:acme:{day}T13"
+    # Each hour is its own replay window: the cache must not serve 13:00 the answers of 12:00.
+    assert request.tags["drift_pipeline/replay_window"] == f"{day}T13"

@@ -325,10 +325,15 @@ def test_failed_checks_alert_the_real_receiver_and_a_pass_resolves(env: dict[str
     summary = sensors.alerts_for_run(env["instance"], near.dagster_run.run_id, _router(env))
     assert summary.notified == 1 and summary.resolved == 0
 
+    # A canary abort is not a drift episode: a passing drift check must not close it.
+    from drift_pipeline.alerts import DriftEvent
+
+    _router(env).notify(DriftEvent("acme", "support", "canary:7", "ERROR", "canary aborted"))
     clean_again, _ = _run(env, "clean")
     sensors.drift_check_alerts(clean_again)
     events = [r.json()["event"] for r in webhook_alerts.requests("/drift")]
     assert events[-1] == "drift.resolve"
+    assert [i.payload["episode"] for i in _router(env).open_incidents("acme")] == ["canary:7"]
 
 
 def _router(env: dict[str, Any]) -> Any:

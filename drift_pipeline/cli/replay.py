@@ -82,6 +82,9 @@ def run(
     if output.suffix not in FORMATS:
         raise InvalidInputError(f"cannot write {output.suffix!r} outputs (use .parquet, .jsonl or .csv)")
     store = open_store()
+    with store.session() as session:  # an alias is refused with what it resolves to today
+        for m in model:
+            registry.require_exact_version(session, m)
     targets = [ReplayTarget.from_version(registry.get_version(store, m)) for m in model]
     df = replay(
         _read(sample),

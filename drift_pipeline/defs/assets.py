@@ -15,6 +15,9 @@ from drift_pipeline.defs.resources import DriftStore, ObjectStorage
 
 CANDIDATES_TAG = "drift_pipeline/candidates"
 REASON_TAG = "drift_pipeline/reason"
+# Which answers a replay may reuse from the cache: the same day, trigger and window (an hour for hourly
+# tenants, the new fingerprint after a silent change). A new window asks the providers again.
+WINDOW_TAG = "drift_pipeline/replay_window"
 OWNERS = ["team:ml-platform"]
 
 
@@ -145,14 +148,17 @@ def shadow_replays(
     store, objects = drift_store.get(), object_storage.get()
     candidates = [c for c in context.run.tags.get(CANDIDATES_TAG, "").split(",") if c]
     reason = context.run.tags.get(REASON_TAG, "nightly")
+    window = context.run.tags.get(WINDOW_TAG, "")
     frames = []
     for manifest in manifests.list_current(store, tenant_id):
         if not manifest.behavioral_baseline_id:
             context.log.warning(f"{tenant_id}/{manifest.agent_id}: no baseline in force, nothing to replay")
             continue
-        # One cache namespace per day and trigger: reruns of a run resume, a new day or trigger asks again.
+        # Reruns of a run resume from the cache; a new day, trigger or window asks the providers again.
         frames.append(
-            detection.replay_agent(store, objects, manifest, candidates=candidates, cache_namespace=f"{day}:{reason}")
+            detection.replay_agent(
+                store, objects, manifest, candidates=candidates, cache_namespace=f"{day}:{reason}:{window}"
+            )
         )
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     failed = int((out["error"].fillna("") != "").sum()) if len(out) else 0

@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from drift_pipeline import manifests
+from drift_pipeline.defs.assets import CANDIDATES_TAG, REASON_TAG, WINDOW_TAG
 from drift_pipeline.defs.jobs import nightly_drift_job
 from drift_pipeline.defs.partitions import START_DATE, TENANTS, key
 from drift_pipeline.defs.resources import DriftStore
-from drift_pipeline.defs.sensors import CANDIDATES_TAG, REASON_TAG
 
 NIGHTLY_CRON = "0 2 * * *"
 HOURLY_CRON = "15 * * * *"
@@ -77,7 +77,7 @@ def hourly_drift_schedule(
         dg.RunRequest(
             run_key=f"hourly:{tenant_id}:{day}T{when.hour:02d}",
             partition_key=key(tenant_id, day),
-            tags={REASON_TAG: "hourly", CANDIDATES_TAG: ""},
+            tags={REASON_TAG: "hourly", CANDIDATES_TAG: "", WINDOW_TAG: f"{day}T{when.hour:02d}"},
         )
         for tenant_id in tenant_ids
     ]

@@ -24,17 +24,17 @@ from dagster import DagsterEventType
 
 from drift_pipeline import audit, manifests, model_discovery, probes, registry
 from drift_pipeline.alerts import AlertRouter, DriftEvent, load_channel_config
+from drift_pipeline.defs.assets import CANDIDATES_TAG, REASON_TAG, WINDOW_TAG
 from drift_pipeline.defs.jobs import nightly_drift_job, replay_job
 from drift_pipeline.defs.partitions import TENANTS, key, tenants
 from drift_pipeline.defs.resources import DriftStore, ObjectStorage
 from drift_pipeline.storage import TRAFFIC_DATASET, UNKNOWN_TENANT, ObjectStore
 from drift_pipeline.store import Store
 
-REASON_TAG = "drift_pipeline/reason"
-CANDIDATES_TAG = "drift_pipeline/candidates"
 MODEL_TAG = "drift_pipeline/model"
 DRIFT_CHECKS = ("drift_within_threshold", "drift_near_miss")
 DEPRECATION_EPISODE = "deprecation:"
+CANARY_EPISODE = "canary:"  # canary_monitor.EPISODE_PREFIX (not imported: the monitor imports the gates)
 
 ACTOR_NEW_VERSION = "sensor:new_model_version"
 ACTOR_SILENT = "sensor:silent_change"
@@ -97,10 +97,13 @@ def replay_request(
     *,
     key_suffix: str = "",
     run_key: str | None = None,
+    window: str = "",
 ) -> dg.RunRequest:
     """A `replay_job` run for one tenant-day with the contract's tags and a stable run key."""
     cands = sorted(set(candidates))
     tags = {REASON_TAG: reason, CANDIDATES_TAG: ",".join(cands)}
+    if window:
+        tags[WINDOW_TAG] = window
     if cands:
         tags[MODEL_TAG] = cands[0]
     return dg.RunRequest(
@@ -246,7 +249,9 @@ def silent_change_tick(
             by_tenant.setdefault(manifest.tenant_id, set()).add(manifest.pinned_model_id)
     for tenant_id, models in sorted(by_tenant.items()):
         suffix = ":" + ",".join(f"{m}={after[m]}" for m in sorted(models))
-        tick.run_requests.append(replay_request(tenant_id, day, "silent-change", [], key_suffix=suffix))
+        tick.run_requests.append(
+            replay_request(tenant_id, day, "silent-change", [], key_suffix=suffix, window=suffix.lstrip(":"))
+        )
     tick.cursor = {"fingerprints": {**previous, **after}}
     return tick
 
@@ -537,7 +542,11 @@ def alerts_for_run(instance: dg.DagsterInstance, run_id: str, router: AlertRoute
         for incident in router.open_incidents(tenant_id):
             episode = str((incident.payload or {}).get("episode", ""))
             scope = checked.get(tenant_id)
-            if episode.startswith(DEPRECATION_EPISODE) or incident.agent_id in failing.get(tenant_id, set()):
+            # A passing drift check ends a drift episode only: deprecation notices and canary aborts
+            # are other kinds of incident, closed by their own owners.
+            if episode.startswith((DEPRECATION_EPISODE, CANARY_EPISODE)) or incident.agent_id in failing.get(
+                tenant_id, set()
+            ):
                 continue
             if scope is not None and incident.agent_id not in scope:
                 continue  # that agent was not checked in this run
