@@ -236,6 +236,12 @@ def resolve_alias(store: Store, name: str) -> str | None:
         return alias.model_id if alias else None
 
 
+def aliases(store: Store) -> dict[str, str]:
+    """Every alias and the version it resolves to today."""
+    with store.session() as session:
+        return {alias: model_id for alias, model_id in session.execute(select(ModelAlias.alias, ModelAlias.model_id))}
+
+
 def alias_history(store: Store, alias: str) -> list[AliasPeriod]:
     with store.session() as session:
         rows = session.execute(

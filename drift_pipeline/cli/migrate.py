@@ -292,12 +292,9 @@ def _baseline_creator(store: Store) -> gates.BaselineCreator:
 
 def _registry_names() -> tuple[dict[str, str], set[str]]:
     from drift_pipeline import registry
-    from drift_pipeline.tables import ModelAlias
 
     store = open_store()
-    with store.session() as session:
-        aliases = {a.alias: a.model_id for a in session.query(ModelAlias)}
-    return aliases, {v.model_id for v in registry.list_versions(store)}
+    return registry.aliases(store), {v.model_id for v in registry.list_versions(store)}
 
 
 def _print_scan(result: aliases_scan.ScanResult) -> None:

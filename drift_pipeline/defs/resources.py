@@ -48,9 +48,9 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             return
         buf = io.BytesIO()
         obj.to_parquet(buf, index=False)
-        rel = self._path(context)
-        self.storage.get().write_bytes(rel, buf.getvalue())
-        context.add_output_metadata({"uri": dg.MetadataValue.path(self.storage.get().uri(rel)), "rows": len(obj)})
+        rel, objects = self._path(context), self.storage.get()
+        objects.write_bytes(rel, buf.getvalue())
+        context.add_output_metadata({"uri": dg.MetadataValue.path(objects.uri(rel)), "rows": len(obj)})
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
         store = self.storage.get()

@@ -118,8 +118,7 @@ def replay_request(
 
 
 def _registry_state(store: Store) -> tuple[list[registry.VersionInfo], dict[str, str]]:
-    versions = registry.list_versions(store)
-    return versions, {a: v.model_id for v in versions for a in v.aliases}
+    return registry.list_versions(store), registry.aliases(store)
 
 
 def new_model_version_tick(
