@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from drift_pipeline.dimensions import PairContext, get_dimension
-from drift_pipeline.scoring import specs_for
-from drift_pipeline.statistics import evaluate
+from drift_pipeline.detection.dimensions import PairContext, get_dimension
+from drift_pipeline.detection.scoring import specs_for
+from drift_pipeline.detection.statistics import evaluate
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "llmdrift"
 DIMENSIONS = ["refusal", "length", "reasoning", "formatting", "tone", "instruction_following"]

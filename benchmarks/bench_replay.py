@@ -46,10 +46,10 @@ def main() -> None:
 
     import pandas as pd
 
-    from drift_pipeline import offline_llm
-    from drift_pipeline.records import TrafficRecord
-    from drift_pipeline.replay import Decoding, ReplayTarget, replay
-    from drift_pipeline.store import Store
+    from drift_pipeline.detection import offline_llm
+    from drift_pipeline.detection.replay import Decoding, ReplayTarget, replay
+    from drift_pipeline.persistence.db import Store
+    from drift_pipeline.traffic.records import TrafficRecord
 
     started = time.perf_counter()
     offline_llm.load_base()

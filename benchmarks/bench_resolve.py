@@ -10,9 +10,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from drift_pipeline import manifests, registry
-from drift_pipeline.runtime import Resolver
-from drift_pipeline.store import Store
+from drift_pipeline.persistence.db import Store
+from drift_pipeline.versioning import manifests, registry
+from drift_pipeline.versioning.runtime import Resolver
 
 
 def main() -> None:

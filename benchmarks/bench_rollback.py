@@ -17,8 +17,8 @@ from pathlib import Path
 
 CHILD = """
 import sys, time
-from drift_pipeline.runtime import Resolver
-from drift_pipeline.store import Store
+from drift_pipeline.versioning.runtime import Resolver
+from drift_pipeline.persistence.db import Store
 resolver = Resolver(Store.open(sys.argv[1], upgrade=False), poll_interval=float(sys.argv[2]))
 last = None
 while True:
@@ -37,8 +37,9 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     args = parser.parse_args()
 
-    from drift_pipeline import gates, manifests, registry
-    from drift_pipeline.store import Store
+    from drift_pipeline.migration import gates
+    from drift_pipeline.persistence.db import Store
+    from drift_pipeline.versioning import manifests, registry
 
     url = args.database_url or f"sqlite:///{Path(tempfile.mkdtemp()) / 'drift.db'}"
     store = Store.open(url)

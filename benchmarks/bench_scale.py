@@ -34,11 +34,11 @@ from rich.table import Table
 from sqlalchemy import create_engine, make_url, text
 from tqdm import tqdm
 
-from drift_pipeline import manifests, registry
-from drift_pipeline.alerts import AlertRouter, ChannelConfig
+from drift_pipeline.alerts.router import AlertRouter, ChannelConfig
 from drift_pipeline.defs import schedules, sensors
-from drift_pipeline.storage import ObjectStore
-from drift_pipeline.store import Store
+from drift_pipeline.persistence.db import Store
+from drift_pipeline.persistence.objects import ObjectStore
+from drift_pipeline.versioning import manifests, registry
 
 console = Console()
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from drift_pipeline.embeddings import Embedder, load_model
-from drift_pipeline.scoring import score_pairs
+from drift_pipeline.detection.embeddings import Embedder, load_model
+from drift_pipeline.detection.scoring import score_pairs
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "llmdrift"
 

@@ -1,7 +1,7 @@
 """False alarms under continuous peeking, and detection delay, of the canary monitor's sequential test.
 
 Simulates canary/pinned traffic on one binary dimension (e.g. refusal), looks at the data after every
-batch, and compares the always-valid mSPRT (drift_pipeline.canary) with a naive fixed-n two-proportion
+batch, and compares the always-valid mSPRT (drift_pipeline.migration.canary) with a naive fixed-n two-proportion
 z-test repeated at every look. Run: .venv/bin/python benchmarks/bench_sequential.py [--streams 1000]
 """
 
@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from drift_pipeline.canary import DEFAULT_MIN_N, DEFAULT_TAU, msprt_two_proportions
+from drift_pipeline.migration.canary import DEFAULT_MIN_N, DEFAULT_TAU, msprt_two_proportions
 
 
 def naive_p(xp: int, n_p: int, xc: int, nc: int) -> float:

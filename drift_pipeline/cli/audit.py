@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from drift_pipeline import audit as core
 from drift_pipeline.cli.common import console, open_store, parse_datetime
 from drift_pipeline.errors import IntegrityError
+from drift_pipeline.persistence import audit as core
 
 group = typer.Typer(help="Verify and export the tamper-evident audit log.", no_args_is_help=True)
 

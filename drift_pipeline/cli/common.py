@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 
 from drift_pipeline.errors import InvalidInputError
-from drift_pipeline.store import Store
+from drift_pipeline.persistence.db import Store
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)

@@ -36,8 +36,8 @@ def compare_command(
     ] = None,
 ) -> None:
     """Compare two versions' recorded outputs on the prompts both answered; exit 0 whatever the verdict."""
-    from drift_pipeline.compare import FORMATS, compare
-    from drift_pipeline.report import write_html, write_json
+    from drift_pipeline.detection.compare import FORMATS, compare
+    from drift_pipeline.detection.report import write_html, write_json
 
     if fmt not in FORMATS:
         raise InvalidInputError(f"unknown --format {fmt!r} (use one of {', '.join(FORMATS)})")

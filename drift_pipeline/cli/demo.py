@@ -11,7 +11,7 @@ from drift_pipeline.cli.common import console
 
 def demo() -> None:
     """Run the whole story on the offline model: pin, ingest, sample, baseline, replay, a silent update, drift, alert."""
-    from drift_pipeline import demo as core
+    from drift_pipeline.defs.demo import driver as core
 
     started = time.monotonic()
     result = core.run(console)

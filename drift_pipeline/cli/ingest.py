@@ -28,8 +28,8 @@ def ingest(
     ] = False,
 ) -> None:
     """Ingest JSONL, Parquet, CSV or LLMDrift CSV logs; every bad record is quarantined with its reason."""
-    from drift_pipeline.ingest import ingest_with_store
-    from drift_pipeline.storage import ObjectStore
+    from drift_pipeline.persistence.objects import ObjectStore
+    from drift_pipeline.traffic.ingest import ingest_with_store
 
     objects = ObjectStore.from_settings()
     store = open_store() if check_agents else None

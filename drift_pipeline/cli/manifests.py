@@ -10,10 +10,10 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from drift_pipeline import manifests as core
 from drift_pipeline.cli.common import actor, console, open_store, print_json
 from drift_pipeline.errors import InvalidInputError
-from drift_pipeline.runtime import Resolver
+from drift_pipeline.versioning import manifests as core
+from drift_pipeline.versioning.runtime import Resolver
 
 tenants = typer.Typer(help="Add and list tenants (contact, regulated flag, sampling consent).", no_args_is_help=True)
 manifest = typer.Typer(help="Show a tenant agent's manifest and its revisions.", no_args_is_help=True)

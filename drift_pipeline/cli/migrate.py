@@ -10,11 +10,12 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from drift_pipeline import aliases_scan, evidence, gates
 from drift_pipeline.cli.common import actor, console, open_store, parse_date, parse_datetime, print_json
 from drift_pipeline.errors import InvalidInputError
-from drift_pipeline.storage import ObjectStore
-from drift_pipeline.store import Store
+from drift_pipeline.migration import evidence, gates
+from drift_pipeline.persistence.db import Store
+from drift_pipeline.persistence.objects import ObjectStore
+from drift_pipeline.versioning import alias_scan
 
 migrate = typer.Typer(
     help="Move a tenant agent to a new model version through staging, review, canary and promotion.",
@@ -233,7 +234,7 @@ def scan_aliases(
 ) -> None:
     """List model calls that name an alias instead of an exact version. Exit 1 when any is found (for CI)."""
     aliases, exact = _registry_names() if use_registry else ({}, set())
-    result = aliases_scan.scan(path, registry_aliases=aliases, exact_versions=exact)
+    result = alias_scan.scan(path, registry_aliases=aliases, exact_versions=exact)
     if as_json:
         print_json(result.to_dict())
     else:
@@ -278,26 +279,26 @@ def _report_runner(path: Path) -> gates.StagingRunner:
 
 def _replay_runner(store: Store) -> gates.StagingRunner:
     """Replay the agent's workflow suite against the candidate now (the offline model runs in-process)."""
-    from drift_pipeline import staging
+    from drift_pipeline.migration import staging
 
     return staging.ReplayStagingRunner(store, ObjectStore.from_settings(), progress=True)
 
 
 def _baseline_creator(store: Store) -> gates.BaselineCreator:
     """Snapshot the candidate's baseline on the staging suite now."""
-    from drift_pipeline import staging
+    from drift_pipeline.migration import staging
 
     return staging.StagingBaselineCreator(store, ObjectStore.from_settings(), actor=actor(), progress=True)
 
 
 def _registry_names() -> tuple[dict[str, str], set[str]]:
-    from drift_pipeline import registry
+    from drift_pipeline.versioning import registry
 
     store = open_store()
     return registry.aliases(store), {v.model_id for v in registry.list_versions(store)}
 
 
-def _print_scan(result: aliases_scan.ScanResult) -> None:
+def _print_scan(result: alias_scan.ScanResult) -> None:
     if result.findings:
         table = Table("file:line", "call", "model", "why", "resolves to", title="Model calls by alias")
         for f in result.findings:

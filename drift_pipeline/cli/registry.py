@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from drift_pipeline import registry as core
 from drift_pipeline.cli.common import actor, console, open_store, parse_date, print_json
+from drift_pipeline.versioning import registry as core
 
 group = typer.Typer(help="Register exact model versions, move aliases, deprecate versions.", no_args_is_help=True)
 

@@ -25,7 +25,7 @@ replay_group = typer.Typer(help="Shadow-replay sampled inputs against registered
 @provider_group.command("revisions")
 def revisions() -> None:
     """List the revisions the offline provider can serve."""
-    from drift_pipeline import offline_llm
+    from drift_pipeline.detection import offline_llm
 
     active = offline_llm.active_revision().name
     table = Table("revision", "announced", "system_fingerprint", "what changes", title="Offline provider revisions")
@@ -38,7 +38,7 @@ def revisions() -> None:
 @provider_group.command("show")
 def show(as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False) -> None:
     """Show the active revision of the offline model and when it changed."""
-    from drift_pipeline import offline_llm
+    from drift_pipeline.detection import offline_llm
 
     state = offline_llm.show_state()
     if as_json:
@@ -58,7 +58,7 @@ def set_revision(
     note: Annotated[str, typer.Option(help="why, kept in the revision history")] = "",
 ) -> None:
     """Switch the offline provider to REVISION for MODEL in every process (stages a provider update)."""
-    from drift_pipeline import offline_llm
+    from drift_pipeline.detection import offline_llm
 
     rev = offline_llm.set_revision(model, revision, note=note)
     kind = "announced: system_fingerprint changes" if rev.announced else "silent: system_fingerprint unchanged"
@@ -76,8 +76,8 @@ def run(
     fresh: Annotated[bool, typer.Option(help="ignore cached outputs and call every model again")] = False,
 ) -> None:
     """Replay SAMPLE against each --model at temperature 0 and write one row per record and model."""
-    from drift_pipeline import registry
-    from drift_pipeline.replay import Decoding, ReplayTarget, replay
+    from drift_pipeline.detection.replay import Decoding, ReplayTarget, replay
+    from drift_pipeline.versioning import registry
 
     if output.suffix not in FORMATS:
         raise InvalidInputError(f"cannot write {output.suffix!r} outputs (use .parquet, .jsonl or .csv)")

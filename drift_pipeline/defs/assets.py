@@ -9,9 +9,11 @@ from collections.abc import Iterator
 import dagster as dg
 import pandas as pd
 
-from drift_pipeline import baselines, detection, embeddings, manifests, sampling
 from drift_pipeline.defs.partitions import split, tenant_day, tenants
 from drift_pipeline.defs.resources import DriftStore, ObjectStorage
+from drift_pipeline.detection import baselines, embeddings, shadow
+from drift_pipeline.traffic import sampling
+from drift_pipeline.versioning import manifests
 
 CANDIDATES_TAG = "drift_pipeline/candidates"
 REASON_TAG = "drift_pipeline/reason"
@@ -156,7 +158,7 @@ def shadow_replays(
             continue
         # Reruns of a run resume from the cache; a new day, trigger or window asks the providers again.
         frames.append(
-            detection.replay_agent(
+            shadow.replay_agent(
                 store, objects, manifest, candidates=candidates, cache_namespace=f"{day}:{reason}:{window}"
             )
         )
@@ -202,14 +204,14 @@ def divergence(
     for manifest in manifests.list_current(store, tenant_id):
         if shadow_replays.empty:
             break
-        for drift in detection.score_agent(store, objects, manifest, shadow_replays, embedder=embeddings.shared()):
-            detection.write_reports(objects, drift, day)
+        for drift in shadow.score_agent(store, objects, manifest, shadow_replays, embedder=embeddings.shared()):
+            shadow.write_reports(objects, drift, day)
             scores.append(
                 drift.result.per_pair.assign(
                     tenant_id=tenant_id, agent_id=drift.agent_id, role=drift.role, model_id=drift.model_id
                 )
             )
-            rows.extend(detection.dimension_rows(drift, day))
+            rows.extend(shadow.dimension_rows(drift, day))
             for dim in drift.result.report["dimensions"]:
                 if dim.get("effect") is not None:
                     plots[f"{drift.agent_id}/{drift.role}/{dim['name']}"] = float(dim["effect"])

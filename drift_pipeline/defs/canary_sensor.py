@@ -1,6 +1,6 @@
 """Canary monitor sensor: every minute, feed each active canary's captured traffic to the migration gate.
 
-The work is `canary_monitor.monitor_all` (plain Python); what each canary has already counted lives with
+The work is `canary_feed.monitor_all` (plain Python); what each canary has already counted lives with
 the traffic in object storage, so a re-evaluated tick never counts a record twice. The Dagster cursor only
 keeps a summary per migration (for the UI): counts so far and whether it was aborted.
 """
@@ -13,11 +13,11 @@ from typing import Any
 
 import dagster as dg
 
-from drift_pipeline import canary_monitor
-from drift_pipeline.alerts import AlertRouter, load_channel_config
+from drift_pipeline.alerts.router import AlertRouter, load_channel_config
 from drift_pipeline.defs.resources import DriftStore, ObjectStorage
-from drift_pipeline.storage import ObjectStore
-from drift_pipeline.store import Store
+from drift_pipeline.migration import canary_feed
+from drift_pipeline.persistence.db import Store
+from drift_pipeline.persistence.objects import ObjectStore
 
 ACTOR = "sensor:canary_monitor"
 NO_CANARY = "no migration is in canary"
@@ -30,9 +30,9 @@ def canary_monitor_tick(
     *,
     router: AlertRouter | None,
     now: datetime | None = None,
-) -> tuple[list[canary_monitor.CanaryCheck], dict[str, Any]]:
+) -> tuple[list[canary_feed.CanaryCheck], dict[str, Any]]:
     """One look at every active canary; returns the checks and the summary cursor."""
-    checks = canary_monitor.monitor_all(store, objects, router=router, now=now, actor=ACTOR)
+    checks = canary_feed.monitor_all(store, objects, router=router, now=now, actor=ACTOR)
     summary = {}
     for check in checks:  # migrations no longer in canary drop out of the cursor
         seen = (cursor or {}).get(str(check.migration_id)) or {}
@@ -57,7 +57,7 @@ def canary_monitor_sensor(
     context: dg.SensorEvaluationContext, drift_store: DriftStore, object_storage: ObjectStorage
 ) -> dg.SensorResult | dg.SkipReason:
     store = drift_store.get()
-    if not canary_monitor.active_canaries(store):
+    if not canary_feed.active_canaries(store):
         return dg.SkipReason(NO_CANARY)
     router = AlertRouter(store, load_channel_config(), actor=ACTOR)
     previous = _load(context.cursor)

@@ -15,9 +15,10 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from drift_pipeline import alerts, detection, expectations
+from drift_pipeline.alerts import router
 from drift_pipeline.defs.partitions import tenant_day
 from drift_pipeline.defs.resources import DriftStore, ObjectStorage
+from drift_pipeline.detection import expectations, shadow
 
 
 def _evaluate(
@@ -26,9 +27,9 @@ def _evaluate(
     if report.empty:
         return []
     store, objects = drift_store.get(), object_storage.get()
-    pinned = report[report["role"] == detection.PINNED]
+    pinned = report[report["role"] == shadow.PINNED]
     return [
-        expectations.check_report_for_manifest(store, detection.read_report(objects, uri), report_uri=uri)
+        expectations.check_report_for_manifest(store, shadow.read_report(objects, uri), report_uri=uri)
         for uri in sorted(set(pinned["report_uri"]))
     ]
 
@@ -65,7 +66,7 @@ def _result(
 def _alert(result: expectations.DriftCheckResult, report: pd.DataFrame) -> dict[str, Any]:
     rows = report[report["report_uri"] == result.report_uri]
     episode = (
-        alerts.episode_key(str(rows["model_id"].iloc[0]), str(rows["baseline_id"].iloc[0])) if len(rows) else "unknown"
+        router.episode_key(str(rows["model_id"].iloc[0]), str(rows["baseline_id"].iloc[0])) if len(rows) else "unknown"
     )
     return {
         "tenant_id": result.tenant_id,

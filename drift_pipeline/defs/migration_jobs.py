@@ -1,6 +1,6 @@
 """Migration jobs: staging replay, readiness assessment and a review decision, launchable from the UI.
 
-Each job is one op around `drift_pipeline.gates` with the real adapters of `drift_pipeline.staging`; the
+Each job is one op around `drift_pipeline.migration.gates` with the real adapters of `drift_pipeline.migration.staging`; the
 gates do the locking, the state checks and the audit entries, so a job launched twice, or beside a CLI
 command, is refused with the same one-line error the CLI prints.
 """
@@ -10,8 +10,9 @@ from typing import Any
 
 import dagster as dg
 
-from drift_pipeline import gates, manifests, registry, staging
 from drift_pipeline.defs.resources import DriftStore, ObjectStorage
+from drift_pipeline.migration import gates, staging
+from drift_pipeline.versioning import manifests, registry
 
 ACTOR_PREFIX = "dagster:"
 # Op outputs are small JSON-like summaries, not frames: pickled by the filesystem I/O manager, not Parquet.

@@ -7,8 +7,8 @@ import dagster as dg
 import pandas as pd
 
 from drift_pipeline.config import Settings
-from drift_pipeline.storage import ObjectStore, storage_options_from_env
-from drift_pipeline.store import Store
+from drift_pipeline.persistence.db import Store
+from drift_pipeline.persistence.objects import ObjectStore, storage_options_from_env
 
 
 class DriftStore(dg.ConfigurableResource):

@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from drift_pipeline import manifests
 from drift_pipeline.defs.assets import CANDIDATES_TAG, REASON_TAG, WINDOW_TAG
 from drift_pipeline.defs.jobs import nightly_drift_job
 from drift_pipeline.defs.partitions import START_DATE, TENANTS, key
 from drift_pipeline.defs.resources import DriftStore
+from drift_pipeline.versioning import manifests
 
 NIGHTLY_CRON = "0 2 * * *"
 HOURLY_CRON = "15 * * * *"

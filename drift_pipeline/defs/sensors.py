@@ -22,14 +22,16 @@ from typing import Any
 import dagster as dg
 from dagster import DagsterEventType
 
-from drift_pipeline import audit, manifests, model_discovery, probes, registry
-from drift_pipeline.alerts import AlertRouter, DriftEvent, load_channel_config
+from drift_pipeline.alerts.router import AlertRouter, DriftEvent, load_channel_config
 from drift_pipeline.defs.assets import CANDIDATES_TAG, REASON_TAG, WINDOW_TAG
 from drift_pipeline.defs.jobs import nightly_drift_job, replay_job
 from drift_pipeline.defs.partitions import TENANTS, key, tenants
 from drift_pipeline.defs.resources import DriftStore, ObjectStorage
-from drift_pipeline.storage import TRAFFIC_DATASET, UNKNOWN_TENANT, ObjectStore
-from drift_pipeline.store import Store
+from drift_pipeline.detection import probes
+from drift_pipeline.persistence import audit
+from drift_pipeline.persistence.db import Store
+from drift_pipeline.persistence.objects import TRAFFIC_DATASET, UNKNOWN_TENANT, ObjectStore
+from drift_pipeline.versioning import discovery, manifests, registry
 
 MODEL_TAG = "drift_pipeline/model"
 DRIFT_CHECKS = ("drift_within_threshold", "drift_near_miss")
@@ -125,25 +127,23 @@ def new_model_version_tick(
     store: Store,
     cursor: dict[str, Any] | None,
     *,
-    sources: list[model_discovery.ProviderSource] | None = None,
-    resolve_alias: model_discovery.AliasResolver | None = None,
+    sources: list[discovery.ProviderSource] | None = None,
+    resolve_alias: discovery.AliasResolver | None = None,
     now: datetime | None = None,
 ) -> Tick:
     """Poll providers, register what is new, and ask for replays of every tenant pinned in the family."""
     versions, aliases = _registry_state(store)
     state = cursor or {"versions": sorted(v.model_id for v in versions), "aliases": aliases}
     if sources is None:
-        by_name = {s.name: s for s in [*model_discovery.default_sources(versions), *model_discovery.load_sources()]}
+        by_name = {s.name: s for s in [*discovery.default_sources(versions), *discovery.load_sources()]}
         sources = list(by_name.values())
     providers = {v.model_id: v.provider for v in versions}
-    observations = model_discovery.observe(
+    observations = discovery.observe(
         sources,
         registry_aliases={a: (providers[m], m) for a, m in aliases.items()},
         resolve_alias=resolve_alias,
     )
-    applied = model_discovery.apply(
-        store, model_discovery.diff(observations, versions, aliases), actor=ACTOR_NEW_VERSION
-    )
+    applied = discovery.apply(store, discovery.diff(observations, versions, aliases), actor=ACTOR_NEW_VERSION)
     tick = Tick(log=[f"provider poll: {e}" for e in applied.errors])
     tick.log += [f"registered {n.provider}/{n.model_id} (from {n.source})" for n in applied.new_versions]
     tick.log += [f"alias {m.alias}: {m.old_model_id} -> {m.new_model_id}" for m in applied.alias_moves]
@@ -155,7 +155,7 @@ def new_model_version_tick(
     current = manifests.list_current(store)
     wanted: dict[str, tuple[set[str], set[str]]] = {}  # tenant -> (candidates, reasons)
     for model_id in sorted(set(providers) - known):
-        for tenant_id in model_discovery.pinned_in_family(current, providers, model_id):
+        for tenant_id in discovery.pinned_in_family(current, providers, model_id):
             entry = wanted.setdefault(tenant_id, (set(), set()))
             entry[0].add(model_id)
             entry[1].add("new-version")
@@ -163,7 +163,7 @@ def new_model_version_tick(
         if previous.get(alias) in (None, model_id):
             continue  # a new alias, or unchanged: nobody's behaviour moved
         history = [p.model_id for p in registry.alias_history(store, alias)]
-        for tenant_id in model_discovery.pinned_in_family(current, providers, model_id, alias_versions=history):
+        for tenant_id in discovery.pinned_in_family(current, providers, model_id, alias_versions=history):
             entry = wanted.setdefault(tenant_id, (set(), set()))
             entry[0].add(model_id)
             entry[1].add("alias-moved")

@@ -95,7 +95,7 @@ def fake_llm() -> Iterator[ScriptedLLM]:
 @pytest.fixture(scope="session")
 def offline_model() -> Any:
     """The real SmolLM2 offline provider, loaded once per test session and registered with litellm."""
-    from drift_pipeline import offline_llm
+    from drift_pipeline.detection import offline_llm
 
     offline_llm.load_base()
     return offline_llm.register_offline_provider()
@@ -103,7 +103,7 @@ def offline_model() -> Any:
 
 def make_sample(prompts: list[str], *, tenant: str = "acme") -> pd.DataFrame:
     """A sample in the traffic record schema with one user message per prompt."""
-    from drift_pipeline.records import TrafficRecord
+    from drift_pipeline.traffic.records import TrafficRecord
 
     rows = [
         TrafficRecord(

@@ -18,7 +18,7 @@ LLMDRIFT = Path(
 @pytest.fixture(scope="session")
 def embedder():
     """An Embedder on the real all-MiniLM-L6-v2 model with a session-wide cache."""
-    from drift_pipeline.embeddings import Embedder, load_model
+    from drift_pipeline.detection.embeddings import Embedder, load_model
 
     return Embedder(model=load_model())
 

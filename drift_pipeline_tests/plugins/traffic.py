@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from drift_pipeline.storage import ObjectStore
+from drift_pipeline.persistence.objects import ObjectStore
 
 _S3_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",

@@ -1,0 +1,330 @@
+"""The main job on the embedded default: the whole story, end to end, on the offline model.
+
+Register an exact model version, pin three tenants' agents to it, ingest their traffic (with some bad
+records), then in Dagster: sample, snapshot baselines, replay and score nightly (no drift), stage a
+*silent* provider-side update of the offline model, let the sensor notice it, replay and score again
+(drift), fail the check and deliver a tenant-scoped alert. Re-running it replays the story.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from drift_pipeline.config import Settings
+from drift_pipeline.detection import offline_llm
+from drift_pipeline.errors import RefusedError
+from drift_pipeline.persistence import audit
+from drift_pipeline.persistence.db import Store
+from drift_pipeline.persistence.objects import ObjectStore
+from drift_pipeline.versioning import manifests, registry
+
+DATA = Path(__file__).resolve().parent / "data"
+ACTOR = "demo"
+MODEL = offline_llm.MODEL_ID
+TENANTS = {
+    "acme": {
+        "contact": "ml-oncall@acme.example",
+        "regulated": True,
+        "agents": {"support": "acme-support", "extractor": "acme-extractor"},
+    },
+    "globex": {"contact": "platform@globex.example", "regulated": False, "agents": {"assistant": "globex-assistant"}},
+    "initech": {"contact": None, "regulated": False, "consent": False, "agents": {"helpdesk": "initech-helpdesk"}},
+}
+SILENT_REVISION = "safety-silent"
+
+
+@dataclass
+class DemoResult:
+    ingest: dict[str, Any] = field(default_factory=dict)
+    runs: list[str] = field(default_factory=list)
+    checks: dict[str, bool] = field(default_factory=dict)
+    reports: list[str] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+
+
+def setup_registry_and_manifests(store: Store) -> None:
+    """Register the offline model as an exact version and pin every demo agent to it (idempotent)."""
+    if MODEL not in {v.model_id for v in registry.list_versions(store)}:
+        registry.add_version(
+            store,
+            offline_llm.PROVIDER,
+            MODEL,
+            aliases=["smollm2"],
+            fingerprint=offline_llm.get_revision("base").fingerprint,
+            actor=ACTOR,
+            reason="demo: the in-process offline model",
+        )
+    known = {t.tenant_id for t in manifests.list_tenants(store)}
+    for tenant_id, spec in TENANTS.items():
+        if tenant_id not in known:
+            manifests.add_tenant(
+                store,
+                tenant_id,
+                contact=spec["contact"],
+                regulated=spec["regulated"],
+                sampling_consent=spec.get("consent", True),
+                actor=ACTOR,
+            )
+        for agent_id, config in spec["agents"].items():
+            if agent_id not in manifests.known_agents(store).get(tenant_id, set()):
+                agent = manifests.AgentConfig.from_file(DATA / "agents" / f"{config}.yaml")
+                manifests.pin(
+                    store,
+                    tenant_id,
+                    agent_id,
+                    MODEL,
+                    threshold=0.05,
+                    config=agent,
+                    actor=ACTOR,
+                    reason="demo onboarding",
+                )
+
+
+def write_traffic(folder: Path, days: list[str]) -> Path:
+    """Synthetic traffic for `days` from data/demo/traffic.yaml, plus a few malformed records."""
+    templates = yaml.safe_load((DATA / "traffic.yaml").read_text(encoding="utf-8"))
+    lines = []
+    for d, day in enumerate(days):
+        for tenant_id, agents in templates.items():
+            for agent_id, prompts in agents.items():
+                for i, (workflow, step, text) in enumerate(prompts):
+                    for n in range(2):
+                        stamp = f"{day}T{8 + i:02d}:{10 * n + d:02d}:00Z"
+                        lines.append(
+                            json.dumps(
+                                _record(tenant_id, agent_id, workflow, step, text.format(n=100 + 7 * i + n + d), stamp)
+                            )
+                        )
+    lines += [
+        '{"tenant_id": "acme", "agent_id": "support", "messages": [',  # truncated JSON
+        json.dumps(_record("acme", "ghost-agent", "refund", "respond", "Who am I?", f"{days[-1]}T12:00:00Z")),
+        json.dumps(
+            {
+                k: v
+                for k, v in _record(
+                    "acme", "support", "refund", "respond", "No tenant", f"{days[-1]}T12:01:00Z"
+                ).items()
+                if k != "tenant_id"
+            }
+        ),
+    ]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "traffic.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _record(tenant_id: str, agent_id: str, workflow: str, step: str, text: str, stamp: str) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant_id,
+        "agent_id": agent_id,
+        "workflow_type": workflow,
+        "agent_step": step,
+        "timestamp": stamp,
+        "requested_model": "smollm2",
+        "pinned_model_id": MODEL,
+        "served_model": MODEL,
+        "messages": [{"role": "user", "content": text}],
+        "response_text": "",
+        "finish_reason": "stop",
+    }
+
+
+def run(console: Console, *, on_step: Callable[[str], None] | None = None) -> DemoResult:
+    """Run the story; returns what happened for the summary and the tests."""
+    import dagster as dg
+
+    # The partitioned checks and the tenant partition mapping are Dagster preview/beta APIs (see
+    # docs/operations.md); say so once in the docs, not on every demo run.
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+
+    from drift_pipeline.alerts.router import AlertRouter
+    from drift_pipeline.definitions import defs
+    from drift_pipeline.defs.partitions import key
+    from drift_pipeline.defs.sensors import alerts_for_run, silent_change_tick
+    from drift_pipeline.traffic.ingest import ingest_with_store
+
+    step = on_step or (lambda text: console.rule(f"[bold]{text}"))
+    result = DemoResult()
+    settings = Settings.from_env()
+    store, objects = Store.open(), ObjectStore.from_settings()
+    offline_llm.set_revision(MODEL, "base", note="demo start: the model as validated")
+
+    step("1/6  Registry, tenants and manifests")
+    setup_registry_and_manifests(store)
+    console.print(
+        f"  {MODEL} registered; pinned: "
+        + ", ".join(f"{m.tenant_id}/{m.agent_id}" for m in manifests.list_current(store))
+    )
+
+    step("2/6  Traffic ingestion (bad records are quarantined, never dropped)")
+    today = datetime.now(UTC).date()
+    days = [(today - timedelta(days=1)).isoformat(), today.isoformat()]
+    report = ingest_with_store(str(write_traffic(settings.home / "demo", days)), objects, store, fmt="jsonl")
+    result.ingest = report.to_dict()
+    console.print(
+        f"  read {report.read}, accepted {report.accepted}, quarantined {report.quarantined} {dict(report.reasons)}"
+    )
+
+    instance = dg.DagsterInstance.get()
+    # Expected findings (a failing drift check fails its run) are shown in the table below, not as tracebacks;
+    # a real step failure still stops the demo with its error.
+    quiet = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+    tenants = sorted(TENANTS)
+    instance.add_dynamic_partitions("tenants", [t for t in tenants if not instance.has_dynamic_partition("tenants", t)])
+
+    def execute(
+        job: str, partition_key: Any, *, tags: dict[str, str] | None = None, selection: list[str] | None = None
+    ) -> Any:
+        job_def = defs.resolve_implicit_global_asset_job_def() if selection else defs.resolve_job_def(job)
+        outcome = job_def.execute_in_process(
+            instance=instance,
+            partition_key=partition_key,
+            run_config=quiet,
+            tags=tags or {},
+            raise_on_error=False,
+            asset_selection=[dg.AssetKey(s) for s in selection] if selection else None,
+        )
+        result.runs.append(outcome.run_id)
+        failures = [e for e in outcome.all_events if e.is_step_failure and not _is_check_failure(e)]
+        if failures:  # a failed drift check is a finding; a failed step is a bug to show, not to hide
+            error = failures[0].step_failure_data.error
+            raise RefusedError(
+                f"Dagster run {outcome.run_id} failed in {failures[0].step_key}: {error.message.strip() if error else 'unknown error'}"
+            )
+        for evaluation in outcome.get_asset_check_evaluations():
+            result.checks[f"{evaluation.check_name}[{evaluation.partition}]"] = evaluation.passed
+        return outcome
+
+    step("3/6  Dagster: stratified, anonymised samples per tenant and day")
+    for tenant_id in tenants:
+        for day in days:
+            execute("", key(tenant_id, day), selection=["sampled_inputs"])
+    console.print("  initech has no sampling consent: its partitions materialize empty, with the reason in metadata")
+
+    step("4/6  Dagster: behavioural baselines (pinned model replayed twice: responses + noise floor)")
+    for tenant_id in tenants:
+        execute("baseline_job", tenant_id)
+    for m in manifests.list_current(store):
+        console.print(
+            f"  {m.tenant_id}/{m.agent_id}: baseline {m.behavioral_baseline_id or '[dim]none (no consent)[/dim]'}"
+        )
+
+    step("5/6  Nightly shadow replay -> divergence scores -> drift report -> GX checks (expect: no drift)")
+    receiver = AlertReceiver(settings.home / "demo" / "alerts")
+    router = AlertRouter(store, receiver.channels(), actor="sensor:drift_check_alerts")
+    for tenant_id in tenants:
+        outcome = execute("replay_job", key(tenant_id, days[-1]), tags={"drift_pipeline/reason": "nightly"})
+        alerts_for_run(instance, outcome.run_id, router)  # resolves incidents of earlier demo runs
+    _print_checks(console, result, days[-1])
+    console.print("  silent-change probe: measuring the reference answers and their noise floor (two probes)")
+    cursor = silent_change_tick(store, objects, None).cursor
+
+    step(
+        f"6/6  Silent provider update ({SILENT_REVISION}: same model id, same fingerprint) -> sensor -> replay -> alert"
+    )
+    offline_llm.set_revision(MODEL, SILENT_REVISION, note="demo: staged silent update")
+    result.checks.clear()
+    tick = silent_change_tick(store, objects, cursor)
+    for line in tick.log:
+        console.print(f"  sensor: {line}")
+    for request in tick.run_requests:
+        outcome = execute(request.job_name or "replay_job", request.partition_key, tags=dict(request.tags))
+        alerts_for_run(instance, outcome.run_id, router)
+    _print_checks(console, result, days[-1])
+    for alert in receiver.received:
+        if alert["path"] == "/incidents":
+            body = alert["body"]
+            result.alerts.append(body)
+            summary = (str(body.get("summary") or "").splitlines() or [""])[0][:140]
+            console.print(
+                f"  [red]ALERT {body.get('severity', '')}[/red] {body.get('tenant_id')}/{body.get('agent_id')}: "
+                f"{summary} [dim](HMAC-signed webhook to {receiver.url}/incidents)[/dim]"
+            )
+    receiver.close()
+    result.reports = sorted(
+        objects.uri(f"reports/tenant={t}/day={days[-1]}")
+        for t in tenants
+        if objects.list_names(f"reports/tenant={t}/day={days[-1]}")
+    )
+    verified = audit.verify(store)
+    if not verified.ok:
+        raise RefusedError(f"audit chain broken at entry {verified.first_bad_seq}")
+    console.print(f"  audit log: {verified.checked} entries, hash chain intact")
+    return result
+
+
+def _is_check_failure(event: Any) -> bool:
+    error = event.step_failure_data.error
+    return error is not None and "DagsterAssetCheckFailedError" in (error.cls_name or "")
+
+
+class AlertReceiver:
+    """A local HTTP endpoint standing in for the platform's incident system (a signed webhook and Slack)."""
+
+    def __init__(self, folder: Path) -> None:
+        import http.server
+        import threading
+
+        self.folder, self.received = folder, []
+        folder.mkdir(parents=True, exist_ok=True)
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.received.append(
+                    {"path": self.path, "headers": dict(self.headers), "body": json.loads(body or b"{}")}
+                )
+                (receiver.folder / f"alert-{len(receiver.received):03d}{self.path.replace('/', '-')}.json").write_bytes(
+                    body
+                )
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def channels(self) -> Any:
+        from drift_pipeline.alerts.router import ChannelConfig
+
+        return ChannelConfig.from_dict(
+            {
+                "platform": [
+                    {
+                        "type": "webhook",
+                        "name": "incident-bus",
+                        "url": f"{self.url}/incidents",
+                        "secret": "demo-secret",
+                    },
+                    {"type": "slack", "webhook_url": f"{self.url}/slack"},
+                ],
+                "retry": {"attempts": 3, "backoff_s": 0.1},
+            }
+        )
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def _print_checks(console: Console, result: DemoResult, day: str) -> None:
+    table = Table("check", "partition", "result")
+    for name, passed in sorted(result.checks.items()):
+        check, partition = name.split("[", 1)
+        table.add_row(check, partition.rstrip("]"), "[green]passed[/green]" if passed else "[red]FAILED[/red]")
+    console.print(table)

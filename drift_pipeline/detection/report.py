@@ -1,0 +1,341 @@
+"""The structured diff: the versioned JSON drift report and its self-contained HTML rendering."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from drift_pipeline.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from drift_pipeline.detection.dimensions.base import PairContext
+    from drift_pipeline.detection.statistics import DimensionResult, NoiseFloor
+
+SCHEMA_VERSION = "1.0"
+# A pair "changed" on a continuous dimension when its own practical change reaches this (or the threshold).
+EXAMPLE_CHANGE = 0.2
+EXAMPLE_TEXT_CHARS = 2000
+
+
+def build_report(
+    results: Sequence[DimensionResult],
+    not_applicable: Sequence[str],
+    per_pair: pd.DataFrame,
+    contexts: Sequence[PairContext],
+    *,
+    baseline: str,
+    candidate: str,
+    threshold: float,
+    alpha: float,
+    correction: str = "holm",
+    noise_floor: NoiseFloor | None = None,
+    tenant_id: str | None = None,
+    agent_id: str | None = None,
+    quarantined: Sequence[dict[str, str]] = (),
+    n_examples: int = 10,
+) -> dict[str, Any]:
+    """The drift report dict (schema_version 1.0 keys of docs/architecture.md, plus extras)."""
+    drifted = [r.name for r in results if r.drifted]
+    near = [r.name for r in results if r.near_miss]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tenant_id": tenant_id,
+        "agent_id": agent_id,
+        "baseline": baseline,
+        "candidate": candidate,
+        "n_pairs": len(contexts),
+        "alpha": alpha,
+        "threshold": threshold,
+        "drift_detected": bool(drifted),
+        "verdict": "drift" if drifted else ("near_miss" if near else "no_drift"),
+        "drifted_dimensions": drifted,
+        "near_miss_dimensions": near,
+        "not_applicable": list(not_applicable),
+        "correction": correction,
+        "noise_floor_pairs": noise_floor.n_pairs if noise_floor else 0,
+        "quarantined": {"count": len(quarantined), "items": list(quarantined)[:100]},
+        # Every entry of `dimensions` was tested (numeric p_adjusted); a dimension with no reference to
+        # test against (similarity without a noise floor) is reported under `descriptive` instead.
+        "dimensions": [r.to_dict() for r in results if r.p_value is not None],
+        "descriptive": [r.to_dict() for r in results if r.p_value is None],
+        "examples": most_changed_examples(results, per_pair, contexts, threshold, n_examples),
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def most_changed_examples(
+    results: Sequence[DimensionResult],
+    per_pair: pd.DataFrame,
+    contexts: Sequence[PairContext],
+    threshold: float,
+    n: int,
+) -> list[dict[str, Any]]:
+    """Pairs ranked by changes on drifted dimensions, then on all dimensions, then by dissimilarity."""
+    if n <= 0 or per_pair.empty:
+        return []
+    kinds = {r.name: r for r in results}
+    rows = per_pair[per_pair["dimension"].isin(list(kinds))].dropna(subset=["baseline_value", "candidate_value"])
+    changed: dict[str, list[str]] = {}
+    for row in rows.itertuples(index=False):
+        if _pair_changed(kinds[row.dimension], row.baseline_value, row.candidate_value, threshold):
+            changed.setdefault(row.pair_id, []).append(row.dimension)
+    sims = rows[rows["kind"] == "similarity"].set_index("pair_id")["candidate_value"].to_dict()
+    drifted = {r.name for r in results if r.drifted}
+    by_id = {c.pair_id: c for c in contexts}
+
+    def rank(pid: str) -> tuple[int, int, float]:
+        names = changed[pid]
+        return (-sum(x in drifted for x in names), -len(names), sims.get(pid, 1.0))
+
+    out = []
+    for pid in sorted(changed, key=rank)[:n]:
+        ctx = by_id[pid]
+        out.append(
+            {
+                "pair_id": pid,
+                "prompt": ctx.prompt[:EXAMPLE_TEXT_CHARS],
+                "baseline_text": ctx.baseline_text[:EXAMPLE_TEXT_CHARS],
+                "candidate_text": ctx.candidate_text[:EXAMPLE_TEXT_CHARS],
+                "changed": changed[pid],
+                "similarity": sims.get(pid),
+            }
+        )
+    return out
+
+
+def _pair_changed(result: DimensionResult, base: float, cand: float, threshold: float) -> bool:
+    if result.kind == "binary":
+        return base != cand
+    if result.kind == "similarity":
+        return 1.0 - cand >= max(threshold, EXAMPLE_CHANGE)
+    if base == cand:
+        return False
+    from drift_pipeline.detection.dimensions import get_dimension
+
+    span = get_dimension(result.name).span
+    scale = span or max(abs(base), abs(cand))
+    return abs(cand - base) / scale >= max(threshold, EXAMPLE_CHANGE)
+
+
+def write_json(report: dict[str, Any], path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def load_json(path: str | Path) -> dict[str, Any]:
+    try:
+        report = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError(f"cannot read drift report {path}: {exc}") from exc
+    if report.get("schema_version") != SCHEMA_VERSION:
+        raise InvalidInputError(f"{path}: unsupported drift report schema_version {report.get('schema_version')!r}")
+    return report
+
+
+# --- HTML --------------------------------------------------------------------------------------------
+
+
+def write_html(report: dict[str, Any], path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_html(report), encoding="utf-8")
+
+
+def render_html(report: dict[str, Any]) -> str:
+    """A single self-contained page (inline CSS, PNG plots as data URIs; no script, no CDN)."""
+    e = html.escape
+    verdict = report.get("verdict", "drift" if report["drift_detected"] else "no_drift")
+    colour = {"drift": "#c0392b", "near_miss": "#d68910", "no_drift": "#1e8449"}[verdict]
+    title = f"{report['baseline']} → {report['candidate']}"
+    summary = _summary_sentence(report)
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>Drift report: {e(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>Drift report: {e(title)}</h1>",
+        f"<p class='verdict' style='background:{colour}'>{e(verdict.replace('_', ' ').upper())}</p>",
+        f"<p>{e(summary)}</p>",
+        _meta_table(report),
+        "<h2>Dimensions</h2>",
+        _dimension_table(report),
+    ]
+    for plot in (_effect_plot(report), _values_plot(report)):
+        if plot:
+            parts.append(f"<img alt='plot' src='data:image/png;base64,{plot}'>")
+    parts.append("<h2>Most changed examples</h2>")
+    parts.append(_examples(report))
+    parts.append(f"<p class='small'>{e(_HOW_TO_READ)}</p></body></html>")
+    return "\n".join(parts)
+
+
+_CSS = """
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222;line-height:1.4}
+table{border-collapse:collapse;margin:1em 0;width:100%}td,th{border:1px solid #ddd;padding:4px 8px;
+font-size:14px;text-align:right}th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}
+.verdict{color:white;display:inline-block;padding:4px 12px;border-radius:4px;font-weight:bold}
+.drift{background:#fdecea}.near{background:#fef5e7}img{max-width:100%;margin:1em 0}
+.pair{display:grid;grid-template-columns:1fr 1fr;gap:1em}.pair pre{white-space:pre-wrap;background:#f8f8f8;
+padding:8px;font-size:13px;max-height:300px;overflow:auto}.small{color:#666;font-size:13px}
+"""
+
+_HOW_TO_READ = (
+    "How to read: each dimension compares the same prompts answered by both versions. A dimension drifts "
+    "when its paired test is significant after correction for testing many dimensions AND the change is at "
+    "least the alert threshold (absolute rate change for yes/no dimensions, relative change for sizes) and "
+    "above the noise floor measured by replaying the pinned model against itself. Near misses are close "
+    "on one of the two counts."
+)
+
+
+def _all_dims(report: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(report["dimensions"]) + list(report.get("descriptive", []))
+
+
+def _summary_sentence(report: dict[str, Any]) -> str:
+    dims = {d["name"]: d for d in report["dimensions"]}
+    if not report["drift_detected"]:
+        near = report.get("near_miss_dimensions") or []
+        tail = f" Near misses: {', '.join(near)}." if near else ""
+        return f"No dimension changed significantly over {report['n_pairs']} paired prompts.{tail}"
+    bits = []
+    for name in report.get("drifted_dimensions", []):
+        d = dims[name]
+        bits.append(f"{name} {_fmt(d['baseline_value'], d['kind'])} → {_fmt(d['candidate_value'], d['kind'])}")
+    return f"Behaviour changed on {report['n_pairs']} paired prompts: " + "; ".join(bits) + "."
+
+
+def _fmt(value: float | None, kind: str) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.1%}" if kind == "binary" else f"{value:.3g}"
+
+
+def _meta_table(report: dict[str, Any]) -> str:
+    rows = [
+        ("tenant / agent", f"{report.get('tenant_id') or '–'} / {report.get('agent_id') or '–'}"),
+        ("pairs", report["n_pairs"]),
+        ("alpha / correction", f"{report['alpha']} / {report.get('correction', 'holm')}"),
+        ("alert threshold", report["threshold"]),
+        ("noise floor pairs", report.get("noise_floor_pairs", 0) or "not measured"),
+        ("not applicable", ", ".join(report.get("not_applicable", [])) or "–"),
+        ("quarantined rows", report.get("quarantined", {}).get("count", 0)),
+        ("generated", report.get("generated_at", "")),
+    ]
+    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
+    return f"<table>{body}</table>"
+
+
+def _dimension_table(report: dict[str, Any]) -> str:
+    head = "<tr>" + "".join(
+        f"<th>{h}</th>"
+        for h in ("dimension", "baseline", "candidate", "effect", "CI", "p (adj.)", "test", "noise floor", "status")
+    )
+    rows = [head + "</tr>"]
+    for d in _all_dims(report):
+        status = "DRIFT" if d["drifted"] else ("near miss" if d["near_miss"] else "")
+        css = "drift" if d["drifted"] else ("near" if d["near_miss"] else "")
+        ci = "–" if d["ci_low"] is None else f"[{d['ci_low']:.3g}, {d['ci_high']:.3g}]"
+        p = "not tested" if d["p_value"] is None else f"{d['p_value']:.2g} ({d['p_adjusted']:.2g})"
+        nf = "–" if d["noise_floor"] is None else f"{d['noise_floor']:.3g}"
+        eff = "–" if d["effect"] is None else f"{d['effect']:+.3g}"
+        cells = [
+            d["name"],
+            _fmt(d["baseline_value"], d["kind"]),
+            _fmt(d["candidate_value"], d["kind"]),
+            eff,
+            ci,
+            p,
+            d["test"] or "–",
+            nf,
+            status,
+        ]
+        rows.append(f"<tr class='{css}'>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+    return "<table>" + "".join(rows) + "</table>"
+
+
+def _examples(report: dict[str, Any]) -> str:
+    if not report["examples"]:
+        return "<p>No pair changed.</p>"
+    e = html.escape
+    out = []
+    for ex in report["examples"]:
+        sim = "" if ex.get("similarity") is None else f" · similarity {ex['similarity']:.2f}"
+        out.append(
+            f"<h3>{e(str(ex['pair_id']))}: {e(', '.join(ex['changed']))}{e(sim)}</h3>"
+            f"<p><b>Prompt:</b> {e(ex['prompt'])}</p><div class='pair'>"
+            f"<div><b>{e(report['baseline'])}</b><pre>{e(ex['baseline_text'])}</pre></div>"
+            f"<div><b>{e(report['candidate'])}</b><pre>{e(ex['candidate_text'])}</pre></div></div>"
+        )
+    return "\n".join(out)
+
+
+def _png(fig: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: the CLI and Dagster run without a display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _effect_plot(report: dict[str, Any]) -> str | None:
+    """Practical effect per dimension against the threshold and each noise floor."""
+    dims = [d for d in _all_dims(report) if d["practical_effect"] is not None]
+    if not dims:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(dims) + 1.2))
+    names = [d["name"] for d in dims]
+    colours = ["#c0392b" if d["drifted"] else "#d68910" if d["near_miss"] else "#7f8c8d" for d in dims]
+    ax.barh(names, [d["practical_effect"] for d in dims], color=colours)
+    ax.axvline(report["threshold"], color="black", linestyle="--", label=f"alert threshold {report['threshold']}")
+    floors = [(i, d["noise_floor"]) for i, d in enumerate(dims) if d["noise_floor"] is not None]
+    if floors:
+        ax.scatter([f for _, f in floors], [i for i, _ in floors], marker="|", s=300, color="blue", label="noise floor")
+    ax.invert_yaxis()
+    ax.set_xlabel("practical effect (0..1: rate change, relative change, similarity drop)")
+    ax.set_title("How much each dimension changed (red: drift, orange: near miss)")
+    ax.legend(loc="lower right")
+    return _png(fig)
+
+
+def _values_plot(report: dict[str, Any]) -> str | None:
+    """Baseline vs candidate value per dimension, with the candidate's effect CI."""
+    dims = [d for d in report["dimensions"] if d["baseline_value"] is not None and d["kind"] != "similarity"]
+    if not dims:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(dims), figsize=(1.6 * len(dims) + 1, 2.8), squeeze=False)
+    for ax, d in zip(axes[0], dims, strict=True):
+        values = [d["baseline_value"], d["candidate_value"]]
+        ax.bar([0, 1], values, color=["#5d6d7e", "#c0392b" if d["drifted"] else "#2e86c1"])
+        if d["ci_low"] is not None and d["effect"]:
+            # The CI is on the effect scale; the raw/scaled ratio brings it back to the value's unit.
+            scale = d["raw_effect"] / d["effect"]
+            low = d["baseline_value"] + d["ci_low"] * scale
+            high = d["baseline_value"] + d["ci_high"] * scale
+            c = d["candidate_value"]
+            ax.errorbar([1], [c], yerr=[[max(0.0, c - low)], [max(0.0, high - c)]], color="black", capsize=4)
+        ax.set_xticks([0, 1], ["base", "cand"], fontsize=8)
+        ax.set_title(d["name"], fontsize=9)
+        ax.tick_params(axis="y", labelsize=7)
+    fig.suptitle(f"{report['baseline']} (base) vs {report['candidate']} (cand): mean per dimension", fontsize=10)
+    fig.tight_layout()
+    return _png(fig)

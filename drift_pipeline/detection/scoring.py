@@ -1,0 +1,218 @@
+"""Scoring: behavioural dimensions x paired responses -> per-pair values and a drift verdict.
+
+`score_pairs` is the entry point used by `compare` and the Dagster assets: its `per_pair` table becomes
+the `divergence_scores` asset and its `report` the structured diff (`report.py`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from drift_pipeline.detection import dimensions as dims
+from drift_pipeline.detection.dimensions.base import PairContext, ScoringEnv
+from drift_pipeline.detection.embeddings import Embedder
+from drift_pipeline.detection.statistics import Correction, DimensionResult, DimensionSpec, NoiseFloor, evaluate
+from drift_pipeline.errors import InvalidInputError
+from drift_pipeline.traffic.records import last_user_message
+
+REQUIRED_COLUMNS = ("pair_id", "baseline_text", "candidate_text")
+PER_PAIR_COLUMNS = ("pair_id", "dimension", "kind", "baseline_value", "candidate_value", "difference")
+
+
+@dataclass
+class ScoreResult:
+    """`per_pair`: one row per pair and dimension (NaN where it does not apply); `report`: the JSON diff."""
+
+    per_pair: pd.DataFrame
+    results: list[DimensionResult]
+    report: dict[str, Any]
+    quarantined: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def drift_detected(self) -> bool:
+        return bool(self.report["drift_detected"])
+
+
+def specs_for(names: Sequence[str] | None = None) -> list[DimensionSpec]:
+    """Statistics specs of the selected (default: all) dimensions."""
+    return [DimensionSpec(d.name, d.kind, d.span) for d in dims.select(list(names) if names else None)]
+
+
+def score_pairs(
+    pairs: pd.DataFrame,
+    *,
+    baseline: str,
+    candidate: str,
+    threshold: float,
+    alpha: float = 0.01,
+    response_schema: dict[str, Any] | None = None,
+    tools: list[dict[str, Any]] | None = None,
+    noise_floor: NoiseFloor | None = None,
+    correction: Correction = "holm",
+    dimensions: Sequence[str] | None = None,
+    embedder: Embedder | None = None,
+    tenant_id: str | None = None,
+    agent_id: str | None = None,
+    n_examples: int = 10,
+    progress: bool = False,
+) -> ScoreResult:
+    """Score paired responses and decide, per dimension, whether the candidate drifted from the baseline.
+
+    `pairs` has columns pair_id, baseline_text, candidate_text and optionally prompt and/or messages
+    (JSON), baseline_tool_calls, candidate_tool_calls, tools, response_format (JSON strings; "null" ok).
+    """
+    from drift_pipeline.detection.report import build_report
+
+    contexts, quarantined = to_contexts(pairs, response_schema=response_schema, tools=tools)
+    if not contexts:
+        raise InvalidInputError(
+            "no valid pairs to score" + (f" ({len(quarantined)} quarantined)" if quarantined else "")
+        )
+    per_pair = score_contexts(contexts, dimensions=dimensions, embedder=embedder, progress=progress)
+    specs = specs_for(dimensions)
+    results, not_applicable = evaluate(
+        per_pair, specs, threshold=threshold, alpha=alpha, noise_floor=noise_floor, correction=correction
+    )
+    report = build_report(
+        results,
+        not_applicable,
+        per_pair,
+        contexts,
+        baseline=baseline,
+        candidate=candidate,
+        threshold=threshold,
+        alpha=alpha,
+        correction=correction,
+        noise_floor=noise_floor,
+        tenant_id=tenant_id,
+        agent_id=agent_id,
+        quarantined=quarantined,
+        n_examples=n_examples,
+    )
+    return ScoreResult(per_pair=per_pair, results=results, report=report, quarantined=quarantined)
+
+
+def measure_noise_floor(
+    pairs: pd.DataFrame,
+    *,
+    response_schema: dict[str, Any] | None = None,
+    tools: list[dict[str, Any]] | None = None,
+    dimensions: Sequence[str] | None = None,
+    embedder: Embedder | None = None,
+    progress: bool = False,
+) -> NoiseFloor:
+    """Noise floor from pinned-vs-pinned pairs (two replays of the pinned model on the same inputs)."""
+    contexts, _ = to_contexts(pairs, response_schema=response_schema, tools=tools)
+    if not contexts:
+        raise InvalidInputError("no valid pinned-vs-pinned pairs to measure a noise floor from")
+    per_pair = score_contexts(contexts, dimensions=dimensions, embedder=embedder, progress=progress)
+    return NoiseFloor.measure(per_pair, specs_for(dimensions))
+
+
+def score_contexts(
+    contexts: Sequence[PairContext],
+    *,
+    dimensions: Sequence[str] | None = None,
+    embedder: Embedder | None = None,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """The long per-pair table: pair_id, dimension, kind, baseline_value, candidate_value, difference."""
+    env = ScoringEnv(embedder=embedder, progress=progress)
+    frames = []
+    for dimension in dims.select(list(dimensions) if dimensions else None):
+        values = dimension.score(contexts, env)
+        frame = pd.DataFrame(
+            {
+                "pair_id": [c.pair_id for c in contexts],
+                "dimension": dimension.name,
+                "kind": dimension.kind,
+                "baseline_value": pd.array([v[0] for v in values], dtype="Float64"),
+                "candidate_value": pd.array([v[1] for v in values], dtype="Float64"),
+            }
+        )
+        frames.append(frame)
+    per_pair = pd.concat(frames, ignore_index=True)
+    per_pair["difference"] = per_pair["candidate_value"] - per_pair["baseline_value"]
+    return per_pair.astype({"baseline_value": float, "candidate_value": float, "difference": float})
+
+
+def to_contexts(
+    pairs: pd.DataFrame, *, response_schema: dict[str, Any] | None, tools: list[dict[str, Any]] | None
+) -> tuple[list[PairContext], list[dict[str, str]]]:
+    """Validate the pairs table; rows that cannot be scored are quarantined with a reason, not dropped."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in pairs.columns]
+    if missing:
+        raise InvalidInputError(f"pairs table lacks column(s) {', '.join(missing)}")
+    if "prompt" not in pairs.columns and "messages" not in pairs.columns:
+        raise InvalidInputError("pairs table needs a prompt or a messages column")
+    if response_schema is not None:
+        _check_schema(response_schema)
+    contexts: list[PairContext] = []
+    quarantined: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for row in pairs.to_dict("records"):
+        pair_id = str(row["pair_id"])
+        if pair_id in seen:
+            quarantined.append({"pair_id": pair_id, "reason": "duplicate pair_id"})
+            continue
+        seen.add(pair_id)
+        try:
+            contexts.append(_context(row, pair_id, response_schema, tools))
+        except ValueError as exc:
+            quarantined.append({"pair_id": pair_id, "reason": str(exc)})
+    return contexts, quarantined
+
+
+def _context(
+    row: dict[str, Any], pair_id: str, response_schema: dict[str, Any] | None, tools: list[dict[str, Any]] | None
+) -> PairContext:
+    prompt = _text(row.get("prompt"))
+    if not prompt and row.get("messages") is not None:
+        prompt = last_user_message(_text(row.get("messages")))
+    row_tools = _json(row, "tools")
+    return PairContext(
+        pair_id=pair_id,
+        prompt=prompt,
+        baseline_text=_text(row.get("baseline_text")),
+        candidate_text=_text(row.get("candidate_text")),
+        baseline_tool_calls=_json(row, "baseline_tool_calls"),
+        candidate_tool_calls=_json(row, "candidate_tool_calls"),
+        response_schema=response_schema,
+        tools=tools if tools is not None else row_tools,
+        response_format=_json(row, "response_format"),
+    )
+
+
+def _text(value: Any) -> str:
+    """Missing responses (NaN/None) are empty responses: an empty answer is itself a behaviour."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return str(value)
+
+
+def _json(row: dict[str, Any], column: str) -> Any:
+    raw = row.get(column)
+    if raw is None or (isinstance(raw, float) and raw != raw) or raw == "":
+        return None
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise ValueError(f"{column} is not valid JSON") from None
+
+
+def _check_schema(schema: dict[str, Any]) -> None:
+    import jsonschema
+
+    from drift_pipeline.detection.dimensions.schema_compliance import validator_for
+
+    try:
+        validator_for(schema)
+    except jsonschema.SchemaError as exc:
+        raise InvalidInputError(f"response schema is not valid JSON Schema: {exc.message}") from exc

@@ -1,0 +1,518 @@
+"""Tenants and per-agent model version manifests: the versioning contract with each tenant.
+
+A manifest is never edited: every change (a pin, a threshold, a prompt, a baseline, a rollback) writes a
+new revision, and the highest revision is the one in force. Writers lock the tenant row first, so two
+processes changing the same agent at once queue instead of losing an update.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import weakref
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from drift_pipeline.errors import InvalidInputError, NotFoundError, RefusedError
+from drift_pipeline.persistence import audit
+from drift_pipeline.persistence.db import Store
+from drift_pipeline.persistence.tables import Baseline, ManifestRevision, Tenant
+from drift_pipeline.versioning import registry
+
+DEFAULT_THRESHOLD = 0.05
+CADENCES = ("daily", "hourly")
+SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
+
+# In-process listeners (runtime resolvers) told after every committed manifest change; weakly held so a
+# discarded resolver is not kept alive by the registry of listeners.
+_listeners: list[weakref.WeakMethod[Callable[[], None]]] = []
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """What is versioned with the pin: prompt, tools, response schema, memory, workflows, decoding."""
+
+    system_prompt: str = ""
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    response_schema: dict[str, Any] | None = None
+    memory_config: dict[str, Any] = field(default_factory=dict)
+    workflow_types: list[str] = field(default_factory=list)
+    decoding: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AgentConfig:
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise InvalidInputError(f"unknown agent config keys: {', '.join(sorted(unknown))}")
+        config = cls(**data)
+        config.validate()
+        return config
+
+    @classmethod
+    def from_file(cls, path: Path) -> AgentConfig:
+        """Load a YAML or JSON agent config, with a one-line error for anything malformed."""
+        import yaml
+
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidInputError(f"cannot read agent config {path}: {exc}") from exc
+        try:
+            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        except (ValueError, yaml.YAMLError) as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise InvalidInputError(
+                f"agent config {path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {first}"
+            ) from exc
+        if not isinstance(data, dict):
+            raise InvalidInputError(f"agent config {path} must be a mapping of keys to values")
+        return cls.from_dict(data)
+
+    def validate(self) -> None:
+        from jsonschema import SchemaError
+        from jsonschema.validators import validator_for
+
+        def check(schema: Any, where: str) -> None:
+            if not isinstance(schema, dict):
+                raise InvalidInputError(f"{where} must be a JSON Schema object")
+            try:
+                validator_for(schema).check_schema(schema)
+            except SchemaError as exc:
+                raise InvalidInputError(f"{where} is not a valid JSON Schema: {exc.message}") from exc
+
+        if not isinstance(self.tools, list):
+            raise InvalidInputError("tools must be a list of tool definitions")
+        for i, tool in enumerate(self.tools):
+            fn = tool.get("function", tool) if isinstance(tool, dict) else None
+            if not isinstance(fn, dict) or not fn.get("name"):
+                raise InvalidInputError(
+                    f"tool #{i + 1} needs a name (OpenAI format: {{type: function, function: {{name, parameters}}}})"
+                )
+            check(fn.get("parameters", {"type": "object"}), f"parameters of tool {fn['name']!r}")
+        if self.response_schema is not None:
+            check(self.response_schema, "response_schema")
+        for name, value in (("memory_config", self.memory_config), ("decoding", self.decoding)):
+            if not isinstance(value, dict):
+                raise InvalidInputError(f"{name} must be a mapping")
+        if not isinstance(self.workflow_types, list) or not all(isinstance(w, str) for w in self.workflow_types):
+            raise InvalidInputError("workflow_types must be a list of names")
+
+
+@dataclass(frozen=True)
+class TenantInfo:
+    tenant_id: str
+    contact: str | None = None
+    regulated: bool = False
+    sampling_consent: bool = True
+    cadence: str = "daily"
+    pii_patterns: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One revision of a tenant agent's manifest."""
+
+    tenant_id: str
+    agent_id: str
+    revision: int
+    pinned_model_id: str
+    pinned_at: datetime
+    drift_alert_threshold: float
+    behavioral_baseline_id: str | None
+    config: AgentConfig
+    tenant: TenantInfo
+    created_at: datetime
+    created_by: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("pinned_at", "created_at"):
+            data[key] = getattr(self, key).isoformat()
+        return data
+
+
+# ---------------------------------------------------------------------------------------------- tenants
+
+
+def add_tenant(
+    store: Store,
+    tenant_id: str,
+    *,
+    actor: str,
+    contact: str | None = None,
+    regulated: bool = False,
+    sampling_consent: bool = True,
+    cadence: str = "daily",
+    pii_patterns: dict[str, str] | None = None,
+    reason: str = "",
+) -> TenantInfo:
+    check_slug(tenant_id, "tenant id")
+    info = TenantInfo(tenant_id, contact, regulated, sampling_consent, cadence, dict(pii_patterns or {}))
+    _validate_tenant(info)
+    with store.transaction() as session:
+        if session.get(Tenant, tenant_id) is not None:
+            raise RefusedError(f"tenant {tenant_id!r} already exists")
+        session.add(Tenant(**asdict(info), created_at=audit.utcnow()))
+        session.flush()
+        audit.append(
+            store,
+            session,
+            actor=actor,
+            action="tenant.add",
+            subject=tenant_id,
+            tenant_id=tenant_id,
+            after=asdict(info),
+            reason=reason,
+        )
+    return info
+
+
+def update_tenant(store: Store, tenant_id: str, *, actor: str, reason: str = "", **changes: Any) -> TenantInfo:
+    """Change tenant settings; every agent's manifest gets a new revision carrying the new snapshot."""
+    with store.transaction() as session:
+        row = lock_tenant(session, tenant_id)
+        before = _tenant_info(row)
+        after = replace(before, **changes)
+        _validate_tenant(after)
+        for key, value in changes.items():
+            setattr(row, key, value)
+        audit.append(
+            store,
+            session,
+            actor=actor,
+            action="tenant.update",
+            subject=tenant_id,
+            tenant_id=tenant_id,
+            before=asdict(before),
+            after=asdict(after),
+            reason=reason,
+        )
+        for agent_id in _agent_ids(session, tenant_id):
+            write_revision(
+                store, session, row, agent_id, {}, actor=actor, action="manifest.tenant_settings", reason=reason
+            )
+    notify()
+    return after
+
+
+def get_tenant(store: Store, tenant_id: str) -> TenantInfo:
+    with store.session() as session:
+        row = session.get(Tenant, tenant_id)
+        if row is None:
+            raise NotFoundError(f"unknown tenant {tenant_id!r}")
+        return _tenant_info(row)
+
+
+def list_tenants(store: Store) -> list[TenantInfo]:
+    with store.session() as session:
+        return [_tenant_info(r) for r in session.execute(select(Tenant).order_by(Tenant.tenant_id)).scalars()]
+
+
+def known_agents(store: Store) -> dict[str, set[str]]:
+    """Tenant id -> agent ids that have a manifest (ingestion refuses records of any other agent)."""
+    agents: dict[str, set[str]] = {}
+    with store.session() as session:
+        for tenant_id, agent_id in session.execute(
+            select(ManifestRevision.tenant_id, ManifestRevision.agent_id).distinct()
+        ):
+            agents.setdefault(tenant_id, set()).add(agent_id)
+    return agents
+
+
+# -------------------------------------------------------------------------------------------- manifests
+
+
+def pin(
+    store: Store,
+    tenant_id: str,
+    agent_id: str,
+    model_id: str,
+    *,
+    actor: str,
+    threshold: float | None = None,
+    config: AgentConfig | None = None,
+    reason: str = "",
+) -> Manifest:
+    """Pin an agent to an exact registered version (a new revision; creates the manifest if needed)."""
+    changes: dict[str, Any] = {"pinned_model_id": model_id}
+    if threshold is not None:
+        changes["drift_alert_threshold"] = threshold
+    if config is not None:
+        changes["config"] = config
+    return update(store, tenant_id, agent_id, changes, actor=actor, action="manifest.pin", reason=reason)
+
+
+def set_baseline(
+    store: Store, tenant_id: str, agent_id: str, baseline_id: str, *, actor: str, reason: str = ""
+) -> Manifest:
+    """Point the manifest at the behavioural baseline in force (an audited change)."""
+    return update(
+        store,
+        tenant_id,
+        agent_id,
+        {"behavioral_baseline_id": baseline_id},
+        actor=actor,
+        action="manifest.baseline",
+        reason=reason,
+    )
+
+
+def update(
+    store: Store,
+    tenant_id: str,
+    agent_id: str,
+    changes: dict[str, Any],
+    *,
+    actor: str,
+    action: str = "manifest.update",
+    reason: str = "",
+    expected_revision: int | None = None,
+) -> Manifest:
+    """Write a new revision with `changes` applied to the current one, atomically and audited.
+
+    `expected_revision` makes the write conditional (optimistic concurrency for callers that decided
+    on an older read, such as a migration gate).
+    """
+    check_slug(agent_id, "agent id")
+    with store.transaction() as session:
+        tenant = lock_tenant(session, tenant_id)
+        current = latest_row(session, tenant_id, agent_id)
+        if expected_revision is not None and (current.revision if current else 0) != expected_revision:
+            raise RefusedError(
+                f"manifest {tenant_id}/{agent_id} changed meanwhile (revision {current.revision if current else 0}, expected {expected_revision}); re-read and retry"
+            )
+        manifest = write_revision(store, session, tenant, agent_id, changes, actor=actor, action=action, reason=reason)
+    notify()
+    return manifest
+
+
+def current(store: Store, tenant_id: str, agent_id: str) -> Manifest:
+    with store.session() as session:
+        row = latest_row(session, tenant_id, agent_id)
+        if row is None:
+            _require_tenant(session, tenant_id)
+            raise NotFoundError(f"tenant {tenant_id!r} has no manifest for agent {agent_id!r}: pin a model first")
+        return to_manifest(row)
+
+
+def history(store: Store, tenant_id: str, agent_id: str) -> list[Manifest]:
+    with store.session() as session:
+        rows = (
+            session.execute(
+                select(ManifestRevision)
+                .where(ManifestRevision.tenant_id == tenant_id, ManifestRevision.agent_id == agent_id)
+                .order_by(ManifestRevision.revision)
+            )
+            .scalars()
+            .all()
+        )
+        if not rows:
+            _require_tenant(session, tenant_id)
+            raise NotFoundError(f"tenant {tenant_id!r} has no manifest for agent {agent_id!r}")
+        return [to_manifest(r) for r in rows]
+
+
+def get_revision(store: Store, tenant_id: str, agent_id: str, revision: int) -> Manifest:
+    for manifest in history(store, tenant_id, agent_id):
+        if manifest.revision == revision:
+            return manifest
+    raise NotFoundError(f"manifest {tenant_id}/{agent_id} has no revision {revision}")
+
+
+def list_current(store: Store, tenant_id: str | None = None) -> list[Manifest]:
+    """The revision in force for every agent (optionally of one tenant)."""
+    latest = (
+        select(ManifestRevision.tenant_id, ManifestRevision.agent_id, func.max(ManifestRevision.revision).label("rev"))
+        .group_by(ManifestRevision.tenant_id, ManifestRevision.agent_id)
+        .subquery()
+    )
+    query = select(ManifestRevision).join(
+        latest,
+        (ManifestRevision.tenant_id == latest.c.tenant_id)
+        & (ManifestRevision.agent_id == latest.c.agent_id)
+        & (ManifestRevision.revision == latest.c.rev),
+    )
+    if tenant_id:
+        query = query.where(ManifestRevision.tenant_id == tenant_id)
+    with store.session() as session:
+        rows = session.execute(query.order_by(ManifestRevision.tenant_id, ManifestRevision.agent_id)).scalars()
+        return [to_manifest(r) for r in rows]
+
+
+def subscribe(listener: Callable[[], None]) -> None:
+    """Call the bound method `listener` after every manifest change committed by this process."""
+    _listeners.append(weakref.WeakMethod(listener))  # type: ignore[arg-type]
+
+
+def check_slug(value: str, what: str) -> None:
+    """Ids become storage prefixes and Dagster partition keys: keep them to a safe slug."""
+    if not isinstance(value, str) or not SLUG.match(value):
+        raise InvalidInputError(f"invalid {what} {value!r}: use lowercase letters, digits, '-', '_' or '.' (max 100)")
+
+
+def check_threshold(value: float) -> float:
+    if not 0 < value <= 1:
+        raise InvalidInputError(f"drift alert threshold {value} is out of range: it must be in (0, 1]")
+    return value
+
+
+# ------------------------------------------- building blocks for callers that own the transaction (gates)
+
+
+def write_revision(
+    store: Store,
+    session: Session,
+    tenant: Tenant,
+    agent_id: str,
+    changes: dict[str, Any],
+    *,
+    actor: str,
+    action: str,
+    reason: str,
+) -> Manifest:
+    """Write the next revision of `agent_id` with `changes` applied, audited, inside the caller's transaction
+    (which must hold `lock_tenant`)."""
+    latest = latest_row(session, tenant.tenant_id, agent_id)
+    before = to_manifest(latest) if latest else None
+    model_id = changes.get("pinned_model_id", before.pinned_model_id if before else None)
+    if model_id is None:
+        raise RefusedError(f"agent {agent_id!r} of {tenant.tenant_id!r} has no manifest yet: pin a model first")
+    registry.require_exact_version(session, model_id)
+    threshold = check_threshold(
+        float(changes.get("drift_alert_threshold", before.drift_alert_threshold if before else DEFAULT_THRESHOLD))
+    )
+    config = changes.get("config", before.config if before else AgentConfig())
+    model_changed = before is None or before.pinned_model_id != model_id
+    now = audit.utcnow()
+    # A baseline fingerprints one model's behaviour: a new pin invalidates it unless one is given.
+    baseline = changes.get("behavioral_baseline_id", None if model_changed else before.behavioral_baseline_id)
+    if baseline is not None and "behavioral_baseline_id" in changes:
+        _check_baseline(session, baseline, tenant.tenant_id, agent_id, model_id)
+    row = ManifestRevision(
+        tenant_id=tenant.tenant_id,
+        agent_id=agent_id,
+        revision=(latest.revision + 1) if latest else 1,
+        pinned_model_id=model_id,
+        pinned_at=changes.get("pinned_at") or (now if model_changed else before.pinned_at),
+        behavioral_baseline_id=baseline,
+        drift_alert_threshold=threshold,
+        config={"agent": asdict(config), "tenant": asdict(_tenant_info(tenant))},
+        created_at=now,
+        created_by=actor,
+        reason=reason,
+    )
+    session.add(row)
+    session.flush()
+    manifest = to_manifest(row)
+    store.bump_change_counter(session)
+    audit.append(
+        store,
+        session,
+        actor=actor,
+        action=action,
+        subject=f"{tenant.tenant_id}/{agent_id}",
+        tenant_id=tenant.tenant_id,
+        before=before.to_dict() if before else None,
+        after=manifest.to_dict(),
+        reason=reason,
+    )
+    return manifest
+
+
+def _check_baseline(session: Session, baseline_id: str, tenant_id: str, agent_id: str, model_id: str) -> None:
+    """A manifest may only point at a baseline of the same tenant, agent and pinned model: another
+    tenant's baseline would replay its prompts under this tenant's prefix, another model's would make every
+    verdict meaningless."""
+    row = session.get(Baseline, baseline_id)
+    if row is not None and (row.tenant_id, row.agent_id, row.model_id) != (tenant_id, agent_id, model_id):
+        raise RefusedError(
+            f"baseline {baseline_id} belongs to {row.tenant_id}/{row.agent_id} on {row.model_id}, "
+            f"not {tenant_id}/{agent_id} on {model_id}"
+        )
+
+
+def latest_row(session: Session, tenant_id: str, agent_id: str) -> ManifestRevision | None:
+    """The revision row in force, inside the caller's transaction."""
+    return session.execute(
+        select(ManifestRevision)
+        .where(ManifestRevision.tenant_id == tenant_id, ManifestRevision.agent_id == agent_id)
+        .order_by(ManifestRevision.revision.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def _agent_ids(session: Session, tenant_id: str) -> list[str]:
+    return list(
+        session.execute(
+            select(ManifestRevision.agent_id)
+            .where(ManifestRevision.tenant_id == tenant_id)
+            .distinct()
+            .order_by(ManifestRevision.agent_id)
+        ).scalars()
+    )
+
+
+def lock_tenant(session: Session, tenant_id: str) -> Tenant:
+    """Lock the tenant row for this transaction: every manifest writer of this tenant queues behind it."""
+    row = session.get(Tenant, tenant_id, with_for_update=True)
+    if row is None:
+        raise NotFoundError(f"unknown tenant {tenant_id!r}: add it first with `drift-pipeline tenants add`")
+    return row
+
+
+def _require_tenant(session: Session, tenant_id: str) -> None:
+    if session.get(Tenant, tenant_id) is None:
+        raise NotFoundError(f"unknown tenant {tenant_id!r}")
+
+
+def _tenant_info(row: Tenant) -> TenantInfo:
+    return TenantInfo(
+        row.tenant_id, row.contact, row.regulated, row.sampling_consent, row.cadence, dict(row.pii_patterns or {})
+    )
+
+
+def _validate_tenant(info: TenantInfo) -> None:
+    if info.cadence not in CADENCES:
+        raise InvalidInputError(f"cadence must be one of {', '.join(CADENCES)}, not {info.cadence!r}")
+    if info.contact is not None and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", info.contact):
+        raise InvalidInputError(f"technical contact {info.contact!r} is not an e-mail address")
+    for name, pattern in info.pii_patterns.items():
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise InvalidInputError(f"PII pattern {name!r} is not a valid regular expression: {exc}") from exc
+
+
+def to_manifest(row: ManifestRevision) -> Manifest:
+    config = row.config or {}
+    return Manifest(
+        tenant_id=row.tenant_id,
+        agent_id=row.agent_id,
+        revision=row.revision,
+        pinned_model_id=row.pinned_model_id,
+        pinned_at=row.pinned_at,
+        drift_alert_threshold=row.drift_alert_threshold,
+        behavioral_baseline_id=row.behavioral_baseline_id,
+        config=AgentConfig(**config.get("agent", {})),
+        tenant=TenantInfo(**config["tenant"]) if "tenant" in config else TenantInfo(row.tenant_id),
+        created_at=row.created_at,
+        created_by=row.created_by,
+        reason=row.reason,
+    )
+
+
+def notify() -> None:
+    """Tell this process's resolvers that manifests changed (call after the transaction committed)."""
+    for ref in list(_listeners):
+        listener = ref()
+        if listener is None:
+            _listeners.remove(ref)
+        else:
+            listener()

@@ -1,0 +1,117 @@
+"""Equivalence evidence (JSON + HTML) and the migrate/rollback/evidence CLI end to end."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from drift_pipeline.cli import migrate
+from drift_pipeline.errors import DriftPipelineError, InvalidInputError
+from drift_pipeline.migration import evidence, gates
+from drift_pipeline.persistence.tables import Baseline
+from drift_pipeline.versioning import manifests, registry
+from drift_pipeline_tests.plugins.migration import drift_report
+
+
+def test_evidence_answers_with_tests_history_and_audit(world, staging_ok, baseline_creator):
+    then = datetime.now(UTC)
+    with world.transaction() as session:
+        session.add(Baseline(baseline_id="bl-m-2-1", tenant_id="acme", agent_id="support", model_id="m-2",
+                             uri="file:///b", n_prompts=120, summary={"refusal": 0.05}, created_at=then))  # fmt: skip
+    m = gates.propose(world, "acme", "support", "m-2", actor="alice")
+    gates.run_staging(world, m.id, staging_ok, actor="alice")
+    gates.start_canary(world, m.id, 0.1, actor="alice")
+    gates.promote(world, m.id, baseline_creator, actor="alice")
+    registry.set_alias(world, "m-latest", "m-3", actor="sensor")
+
+    report = {**drift_report("m-2", "m-2", drifted=("refusal",)), "tenant_id": "acme", "agent_id": "support"}
+    ev = evidence.build(world, "acme", "support", then, report=report)
+    assert ev["answer"]["verdict"] == "not equivalent" and ev["answer"]["summary"] == "drift detected in refusal"
+    assert ev["answer"]["notes"] == ["the pin changed since then: m-1 (revision 2) -> m-2 (revision 3)"]
+    assert (ev["validated"]["pinned_model_id"], ev["current"]["pinned_model_id"]) == ("m-1", "m-2")
+    assert ev["baseline"]["n_prompts"] == 120 and ev["baseline"]["found"]
+    refusal = next(t for t in ev["tests"] if t["name"] == "refusal")
+    assert (refusal["ci_low"], refusal["ci_high"], refusal["drifted"]) == (0.1, 0.3, True)
+    assert [(a["alias"], a["model_id"]) for a in ev["version_history"]["aliases"]] == [
+        ("m-latest", "m-2"),
+        ("m-latest", "m-3"),
+    ]
+    assert [r["revision"] for r in ev["version_history"]["manifest_revisions"]] == [1, 2, 3]
+    actions = [a["action"] for a in ev["audit_trail"]]
+    assert actions[0] == "migration.proposed" and "manifest.promote" in actions and "tenant.add" not in actions
+    assert ev["audit_chain"]["ok"] and ev["migrations"][0]["state"] == "promoted"
+    json.dumps(ev)  # a compliance file: plain JSON
+
+    html = evidence.render_html(ev)
+    assert "NOT EQUIVALENT" in html and "drift detected in refusal" in html and "[0.1, 0.3]" in html
+    assert "<script" not in html
+
+
+def test_evidence_without_a_report_is_not_assessed_and_wrong_reports_are_refused(world):
+    ev = evidence.build(world, "acme", "support", datetime.now(UTC) - timedelta(days=1))
+    assert ev["answer"]["verdict"] == "not assessed" and ev["tests"] == [] and ev["drift_report"] is None
+    finder = lambda t, a: {**drift_report("m-1", "m-1"), "tenant_id": t, "agent_id": a}  # noqa: E731
+    assert (
+        evidence.build(world, "acme", "support", datetime.now(UTC), find_report=finder)["answer"]["verdict"]
+        == "equivalent"
+    )
+    with pytest.raises(InvalidInputError, match="for tenant_id 'bank', not 'acme'"):
+        evidence.build(
+            world, "acme", "support", datetime.now(UTC), report={**drift_report("m-1", "m-1"), "tenant_id": "bank"}
+        )
+    with pytest.raises(InvalidInputError, match="not a drift report"):
+        evidence.build(world, "acme", "support", datetime.now(UTC), report={"n_pairs": 3})
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    migrate.register(app)
+    return app
+
+
+def test_cli_migration_rollback_and_evidence(home, tmp_path, monkeypatch):
+    from drift_pipeline.persistence.db import Store
+
+    store = Store.open()
+    for model in ("m-1", "m-2"):
+        registry.add_version(store, "offline", model, actor="setup")
+    manifests.add_tenant(store, "bank", regulated=True, actor="setup")
+    manifests.pin(store, "bank", "support", "m-1", actor="setup")
+    report = tmp_path / "staging.json"
+    report.write_text(json.dumps(drift_report("m-1", "m-2")))
+    cli = CliRunner()
+
+    def run(*args: str, who: str = "alice") -> str:
+        monkeypatch.setenv("DRIFT_PIPELINE_ACTOR", who)
+        result = cli.invoke(_app(), list(args))
+        assert result.exit_code == 0, (args, result.output, result.exception)
+        return result.stdout
+
+    assert "migration 1 is review (staging passed); next: approved" in run(
+        "migrate", "propose", "bank", "support", "m-2", "--report", str(report)
+    )
+    refused = cli.invoke(_app(), ["migrate", "promote", "1", "--baseline-id", "bl-2"])
+    assert isinstance(refused.exception, DriftPipelineError) and "is review: cannot move to promoted" in str(
+        refused.exception
+    )
+    run("migrate", "approve", "1", "--reason", "reviewed staging", who="carol")
+    assert "10% of sessions on m-2" in run("migrate", "canary", "1", "--share", "0.1")
+    status = json.loads(run("migrate", "status", "bank", "--json"))
+    assert status[0]["state"] == "canary" and status[0]["next_steps"] == ["promoted", "aborted", "rolled_back"]
+    assert "is promoted" in run("migrate", "promote", "1", "--baseline-id", "bl-m-2")
+    assert manifests.current(store, "bank", "support").behavioral_baseline_id == "bl-m-2"
+    assert "done" in run("rollback", "bank", "support") and "no-op" in run("rollback", "bank", "support")
+
+    out, html = tmp_path / "evidence.json", tmp_path / "evidence.html"
+    run("evidence", "bank", "support", "--since", "2020-01-01", "--output", str(out), "--html", str(html))
+    data = json.loads(out.read_text())
+    assert data["answer"]["verdict"] == "not assessed" and data["current"]["pinned_model_id"] == "m-1"
+    assert "manifest.rollback" in [a["action"] for a in data["audit_trail"]] and html.read_text().startswith(
+        "<!doctype html>"
+    )
+    bad = cli.invoke(_app(), ["migrate", "stage", "1"])
+    assert isinstance(bad.exception, DriftPipelineError)

@@ -1,0 +1,98 @@
+"""Fixtures for the gates tests: a small world of versions, tenants and pins, and fake injected steps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from drift_pipeline.persistence.db import Store
+from drift_pipeline.versioning import manifests, registry
+
+
+def drift_report(baseline: str, candidate: str, *, drifted: tuple[str, ...] = (), n_pairs: int = 40) -> dict[str, Any]:
+    """A drift report in the architecture.md schema, with the named dimensions drifted."""
+    dims = []
+    for name in ("refusal", "length", "semantic_similarity"):
+        hit = name in drifted
+        dims.append(
+            {
+                "name": name,
+                "kind": "binary" if name == "refusal" else "continuous",
+                "baseline_value": 0.1,
+                "candidate_value": 0.3 if hit else 0.1,
+                "effect": 0.2 if hit else 0.0,
+                "ci_low": 0.1 if hit else -0.02,
+                "ci_high": 0.3 if hit else 0.02,
+                "p_value": 0.001 if hit else 0.9,
+                "p_adjusted": 0.003 if hit else 1.0,
+                "test": "mcnemar-exact",
+                "n": n_pairs,
+                "drifted": hit,
+                "near_miss": False,
+                "direction": "up" if hit else "none",
+            }
+        )
+    return {
+        "schema_version": "1.0",
+        "tenant_id": None,
+        "agent_id": None,
+        "baseline": baseline,
+        "candidate": candidate,
+        "n_pairs": n_pairs,
+        "alpha": 0.01,
+        "threshold": 0.05,
+        "drift_detected": bool(drifted),
+        "dimensions": dims,
+        "examples": [{"pair_id": str(i), "prompt": "p", "baseline_text": "a", "candidate_text": "b"} for i in range(8)],
+        "generated_at": "2026-11-26T07:00:00+00:00",
+    }
+
+
+class FakeStagingRunner:
+    """Returns a canned drift report for the candidate and remembers what it was asked to replay."""
+
+    def __init__(self, drifted: tuple[str, ...] = (), fail: Exception | None = None) -> None:
+        self.drifted, self.fail, self.calls = drifted, fail, []
+
+    def __call__(self, manifest: manifests.Manifest, candidate: registry.VersionInfo) -> dict[str, Any]:
+        self.calls.append((manifest.tenant_id, manifest.agent_id, manifest.pinned_model_id, candidate.model_id))
+        if self.fail is not None:
+            raise self.fail
+        report = drift_report(manifest.pinned_model_id, candidate.model_id, drifted=self.drifted)
+        return {**report, "tenant_id": manifest.tenant_id, "agent_id": manifest.agent_id}
+
+
+class FakeBaselineCreator:
+    """Hands out a new baseline id per call, like the real one (baselines are immutable)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, int]] = []
+
+    def __call__(self, manifest: manifests.Manifest, migration: Any) -> str:
+        self.calls.append((manifest.tenant_id, migration.to_model_id, migration.id))
+        return f"bl-{migration.to_model_id}-{len(self.calls)}"
+
+
+@pytest.fixture
+def world(store: Store) -> Store:
+    """m-1, m-2, m-3 registered; tenants acme (not regulated) and bank (regulated), both agents on m-1."""
+    for model in ("m-1", "m-2", "m-3"):
+        registry.add_version(store, "offline", model, actor="setup")
+    registry.set_alias(store, "m-latest", "m-2", actor="setup")
+    manifests.add_tenant(store, "acme", actor="setup")
+    manifests.add_tenant(store, "bank", actor="setup", regulated=True)
+    for tenant in ("acme", "bank"):
+        manifests.pin(store, tenant, "support", "m-1", actor="setup")
+        manifests.set_baseline(store, tenant, "support", "bl-m-1-0", actor="setup")
+    return store
+
+
+@pytest.fixture
+def staging_ok() -> FakeStagingRunner:
+    return FakeStagingRunner()
+
+
+@pytest.fixture
+def baseline_creator() -> FakeBaselineCreator:
+    return FakeBaselineCreator()
