@@ -1,28 +1,76 @@
-"""Settings from the environment: where the embedded store lives and which database/storage to use."""
+"""Every setting drift-pipeline reads from the environment, in one typed object (pydantic-settings).
+
+Each field is the variable ``DRIFT_PIPELINE_<FIELD>`` (``home`` is ``DRIFT_PIPELINE_HOME``); the table in
+docs/operations.md lists them. Code asks `Settings.from_env()` and never reads ``os.environ`` for these.
+"""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+import json
 from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from drift_pipeline.errors import InvalidInputError
 
 DEFAULT_HOME = ".drift-pipeline"
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(BaseSettings):
     """Resolved settings. `database_url` and `storage_url` default to files under `home`."""
 
-    home: Path
-    database_url: str
-    storage_url: str
+    model_config = SettingsConfigDict(env_prefix="DRIFT_PIPELINE_", frozen=True, extra="ignore")
+
+    # Where things live.
+    home: Path = Field(Path(DEFAULT_HOME), description="Home folder: embedded SQLite store, local objects, configs.")
+    database_url: str = Field("", description="SQLAlchemy URL of the store (default: SQLite under the home).")
+    storage_url: str = Field(
+        "", description="Object storage root: a folder or s3://bucket/prefix (default: home/data)."
+    )
+    storage_options: dict[str, Any] = Field(default_factory=dict, description="fsspec options as JSON.")
+    s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO, moto); AWS_ENDPOINT_URL*.")
+    model_cache: Path | None = Field(None, description="Converted offline-model weights (default ~/.cache/...).")
+    # Who acts, and where the operator's configs are.
+    actor: str | None = Field(None, description="Actor recorded in the audit log for CLI commands.")
+    alerts_config: Path | None = Field(None, description="Alert channels YAML (default home/alerts.yaml).")
+    providers_config: Path | None = Field(None, description="Provider sources YAML (default home/providers.yaml).")
+    # Dagster wiring.
+    retention_days: int = Field(60, ge=1, le=3650, description="Days of daily partitions kept.")
+    start_date: str | None = Field(None, description="First daily partition (default: retention window start).")
+    discovery_interval_s: int = Field(3600, ge=30, description="New-model-version sensor interval.")
+    probe_interval_s: int = Field(900, ge=30, description="Silent-change probe sensor interval.")
+    probe_hosted: bool = Field(False, description="Also probe hosted (paid) providers, not only self-hosted ones.")
+    deprecation_notice_days: int = Field(30, ge=1, description="Days before a sunset that tenants are told.")
+    deprecation_batch: int = Field(500, ge=1, description="Deprecation notices per sensor tick.")
+    # The offline model.
+    llm_threads: int | None = Field(None, ge=1, description="Torch threads for the offline model's generation.")
+
+    @field_validator("storage_options", mode="before")
+    @classmethod
+    def _json_options(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) and value.strip() else (value or {})
+
+    @model_validator(mode="after")
+    def _defaults_under_home(self) -> Settings:
+        home = self.home.expanduser().resolve()
+        object.__setattr__(self, "home", home)
+        object.__setattr__(
+            self, "database_url", normalise_database_url(self.database_url or f"sqlite:///{home / 'drift.db'}")
+        )
+        object.__setattr__(self, "storage_url", self.storage_url or str(home / "data"))
+        return self
 
     @classmethod
     def from_env(cls) -> Settings:
-        home = Path(os.environ.get("DRIFT_PIPELINE_HOME", DEFAULT_HOME)).resolve()
-        database_url = os.environ.get("DRIFT_PIPELINE_DATABASE_URL") or f"sqlite:///{home / 'drift.db'}"
-        storage_url = os.environ.get("DRIFT_PIPELINE_STORAGE_URL") or str(home / "data")
-        return cls(home=home, database_url=normalise_database_url(database_url), storage_url=storage_url)
+        """Read the environment now (settings are not cached: tests and the demo change them per process)."""
+        try:
+            return cls()
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            name = "DRIFT_PIPELINE_" + str(first["loc"][0]).upper() if first["loc"] else "a DRIFT_PIPELINE_ variable"
+            raise InvalidInputError(f"{name}: {first['msg']}") from None
 
 
 def normalise_database_url(url: str) -> str:

@@ -330,7 +330,7 @@ def load_channel_config(path: str | Path | None = None) -> ChannelConfig:
     """The config at `path`, `$DRIFT_PIPELINE_ALERTS_CONFIG` or ``<home>/alerts.yaml``; empty when none exists."""
     from drift_pipeline.config import Settings
 
-    explicit = path or os.environ.get("DRIFT_PIPELINE_ALERTS_CONFIG")
+    explicit = path or Settings.from_env().alerts_config
     if explicit:
         return ChannelConfig.from_yaml(explicit)
     default = Settings.from_env().home / "alerts.yaml"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
 from datetime import UTC, date, datetime
 from typing import Any
 
 from rich.console import Console
 
+from drift_pipeline.config import Settings
 from drift_pipeline.errors import InvalidInputError
 from drift_pipeline.persistence.db import Store
 
@@ -24,7 +24,7 @@ def open_store() -> Store:
 
 def actor() -> str:
     """Who is acting, for the audit log: DRIFT_PIPELINE_ACTOR, else the OS user."""
-    return os.environ.get("DRIFT_PIPELINE_ACTOR") or f"cli:{getpass.getuser()}"
+    return Settings.from_env().actor or f"cli:{getpass.getuser()}"
 
 
 def parse_date(value: str | None, what: str) -> date | None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
+from drift_pipeline.config import Settings
+
 TENANTS = "tenants"
-RETENTION_DAYS = int(os.environ.get("DRIFT_PIPELINE_RETENTION_DAYS", "60"))
+RETENTION_DAYS = Settings.from_env().retention_days
 
 
 def start_date(today: date | None = None) -> str:
@@ -22,7 +23,7 @@ def start_date(today: date | None = None) -> str:
     return (today - timedelta(days=RETENTION_DAYS)).replace(day=1).isoformat()
 
 
-START_DATE = os.environ.get("DRIFT_PIPELINE_START_DATE") or start_date()
+START_DATE = Settings.from_env().start_date or start_date()
 
 tenants = dg.DynamicPartitionsDefinition(name=TENANTS)
 days = dg.DailyPartitionsDefinition(start_date=START_DATE, end_offset=1)

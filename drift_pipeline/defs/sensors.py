@@ -13,7 +13,6 @@ aliases with (one-token) paid completions.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -23,6 +22,7 @@ import dagster as dg
 from dagster import DagsterEventType
 
 from drift_pipeline.alerts.router import AlertRouter, DriftEvent, load_channel_config
+from drift_pipeline.config import Settings
 from drift_pipeline.defs.assets import CANDIDATES_TAG, REASON_TAG, WINDOW_TAG
 from drift_pipeline.defs.jobs import nightly_drift_job, replay_job
 from drift_pipeline.defs.partitions import TENANTS, key, tenants
@@ -44,14 +44,11 @@ ACTOR_DEPRECATION = "sensor:deprecation"
 ACTOR_ALERTS = "sensor:drift_check_alerts"
 
 
-def _env_int(name: str, default: int) -> int:
-    return int(os.environ.get(name) or default)
-
-
-DISCOVERY_INTERVAL_S = _env_int("DRIFT_PIPELINE_DISCOVERY_INTERVAL_S", 3600)
-PROBE_INTERVAL_S = _env_int("DRIFT_PIPELINE_PROBE_INTERVAL_S", 900)
-DEPRECATION_DAYS = _env_int("DRIFT_PIPELINE_DEPRECATION_NOTICE_DAYS", 30)
-DEPRECATION_BATCH = _env_int("DRIFT_PIPELINE_DEPRECATION_BATCH", 500)  # notices per tick (the rest next tick)
+_SETTINGS = Settings.from_env()
+DISCOVERY_INTERVAL_S = _SETTINGS.discovery_interval_s
+PROBE_INTERVAL_S = _SETTINGS.probe_interval_s
+DEPRECATION_DAYS = _SETTINGS.deprecation_notice_days
+DEPRECATION_BATCH = _SETTINGS.deprecation_batch  # notices per tick (the rest next tick)
 
 
 @dataclass
@@ -328,7 +325,7 @@ def _probe_one(
 def silent_change_sensor(
     context: dg.SensorEvaluationContext, drift_store: DriftStore, object_storage: ObjectStorage
 ) -> dg.SensorResult:
-    hosted = os.environ.get("DRIFT_PIPELINE_PROBE_HOSTED", "") == "1"
+    hosted = Settings.from_env().probe_hosted
     tick = silent_change_tick(drift_store.get(), object_storage.get(), load_cursor(context.cursor), hosted=hosted)
     return tick.result(context, "no silent change beyond the noise floor")
 

@@ -194,7 +194,7 @@ def _converted_cache_dir(path: Path) -> Path:
     import transformers
 
     root = (
-        os.environ.get("DRIFT_PIPELINE_MODEL_CACHE")
+        Settings.from_env().model_cache
         or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "drift-pipeline" / "models"
     )
     st = path.stat()
@@ -396,13 +396,7 @@ def generation_threads() -> int:
     On a shared 2-core machine two OpenMP threads thrash against other processes (measured 7x slower
     under load than one thread), and the embedding model may need the other core.
     """
-    value = os.environ.get("DRIFT_PIPELINE_LLM_THREADS")
-    if value:
-        try:
-            return max(1, int(value))
-        except ValueError:
-            raise InvalidInputError(f"DRIFT_PIPELINE_LLM_THREADS must be an integer, got {value!r}") from None
-    return max(1, (os.cpu_count() or 2) // 2)
+    return Settings.from_env().llm_threads or max(1, (os.cpu_count() or 2) // 2)
 
 
 @contextlib.contextmanager

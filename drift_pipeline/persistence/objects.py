@@ -67,16 +67,13 @@ def storage_options_from_env(url: str) -> dict[str, Any]:
     ``DRIFT_PIPELINE_S3_ENDPOINT_URL`` (or ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``) points s3fs at a
     local S3 such as moto or MinIO. Credentials come from the usual AWS variables.
     """
-    raw = os.environ.get("DRIFT_PIPELINE_STORAGE_OPTIONS")
-    try:
-        options: dict[str, Any] = json.loads(raw) if raw else {}
-    except ValueError as exc:
-        raise InvalidInputError(f"DRIFT_PIPELINE_STORAGE_OPTIONS is not JSON: {exc}") from exc
+    from drift_pipeline.config import Settings
+
+    settings = Settings.from_env()
+    options: dict[str, Any] = dict(settings.storage_options)
     if url.startswith("s3://"):
         endpoint = (
-            os.environ.get("DRIFT_PIPELINE_S3_ENDPOINT_URL")
-            or os.environ.get("AWS_ENDPOINT_URL_S3")
-            or os.environ.get("AWS_ENDPOINT_URL")
+            settings.s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         )
         if endpoint:
             options.setdefault("client_kwargs", {}).setdefault("endpoint_url", endpoint)

@@ -145,7 +145,7 @@ def load_sources(path: str | Path | None = None) -> list[ProviderSource]:
 
     from drift_pipeline.config import Settings
 
-    explicit = path or os.environ.get("DRIFT_PIPELINE_PROVIDERS_CONFIG")
+    explicit = path or Settings.from_env().providers_config
     file = Path(explicit) if explicit else Settings.from_env().home / "providers.yaml"
     if not file.exists():
         if explicit:
