@@ -77,7 +77,7 @@ def rates(features: pd.DataFrame, n: int, runs: int, shift: float, threshold: fl
     specs = specs_for(DIMENSIONS)
     power = alarms = 0
     for _ in range(runs):
-        results, _ = evaluate(simulate(features, n, shift, rng), specs, threshold=threshold, alpha=alpha, n_resamples=0)
+        results, _ = evaluate(simulate(features, n, shift, rng), specs, threshold=threshold, alpha=alpha)
         drifted = {r.name for r in results if r.drifted}
         power += "refusal" in drifted
         alarms += bool(drifted)

@@ -46,15 +46,18 @@ def main() -> None:
 
     import pandas as pd
 
-    from drift_pipeline.detection import offline_llm
+    from drift_pipeline.detection.offline.generation import generation_threads
+    from drift_pipeline.detection.offline.model import load_base
+    from drift_pipeline.detection.offline.provider import register_offline_provider
+    from drift_pipeline.detection.offline.variants import MODEL_ID
     from drift_pipeline.detection.replay import Decoding, ReplayTarget, replay
     from drift_pipeline.persistence.db import Store
     from drift_pipeline.traffic.records import TrafficRecord
 
     started = time.perf_counter()
-    offline_llm.load_base()
+    load_base()
     load_s = time.perf_counter() - started
-    handler = offline_llm.register_offline_provider()
+    handler = register_offline_provider()
     store = Store.open()
     prompts = [PROMPTS[i % len(PROMPTS)] + ("" if i < len(PROMPTS) else f" (#{i})") for i in range(args.n)]
     sample = pd.DataFrame(
@@ -65,7 +68,7 @@ def main() -> None:
             for i, p in enumerate(prompts)
         ]
     )
-    target = ReplayTarget(offline_llm.MODEL_ID, "offline")
+    target = ReplayTarget(MODEL_ID, "offline")
     decoding = Decoding(temperature=0, seed=0, max_tokens=args.max_tokens)
 
     def run(label: str, batch: int, namespace: str) -> None:
@@ -92,7 +95,7 @@ def main() -> None:
         f"model load (process start): {load_s:.1f} s; n={args.n}, max_tokens={args.max_tokens}, generation threads:",
         end=" ",
     )
-    print(offline_llm.generation_threads())
+    print(generation_threads())
     run("unbatched (batch=1)", 1, f"u-{uuid.uuid4()}")
     batched_ns = f"b-{uuid.uuid4()}"
     run(f"batched (batch={args.batch})", args.batch, batched_ns)

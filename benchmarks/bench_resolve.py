@@ -13,6 +13,7 @@ from pathlib import Path
 from drift_pipeline.persistence.db import Store
 from drift_pipeline.versioning import manifests, registry
 from drift_pipeline.versioning.runtime import Resolver
+from drift_pipeline.versioning.tenants import add_tenant, list_tenants
 
 
 def main() -> None:
@@ -25,10 +26,10 @@ def main() -> None:
     if not registry.list_versions(store):
         registry.add_version(store, "openai", "gpt-4o-2024-08-06", actor="bench")
     tenants = [f"t{i:03d}" for i in range(100)]
-    known = {t.tenant_id for t in manifests.list_tenants(store)}
+    known = {t.tenant_id for t in list_tenants(store)}
     for t in tenants:
         if t not in known:
-            manifests.add_tenant(store, t, actor="bench")
+            add_tenant(store, t, actor="bench")
             manifests.pin(store, t, "support", "gpt-4o-2024-08-06", actor="bench")
 
     resolver = Resolver(store, poll_interval=0.25)

@@ -37,15 +37,15 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     args = parser.parse_args()
 
-    from drift_pipeline.migration import gates
+    from drift_pipeline.migration.rollback import rollback
     from drift_pipeline.persistence.db import Store
-    from drift_pipeline.versioning import manifests, registry
+    from drift_pipeline.versioning import manifests, registry, tenants
 
     url = args.database_url or f"sqlite:///{Path(tempfile.mkdtemp()) / 'drift.db'}"
     store = Store.open(url)
     for model in ("m-1", "m-2"):
         registry.add_version(store, "offline", model, actor="bench")
-    manifests.add_tenant(store, "acme", actor="bench")
+    tenants.add_tenant(store, "acme", actor="bench")
     manifests.pin(store, "acme", "support", "m-1", actor="bench")
     print(f"store {store.engine.dialect.name}; {args.trials} rollbacks per poll interval")
     print(f"{'poll_interval':>13} {'median ms':>10} {'p95 ms':>8} {'max ms':>8} {'rollback call ms':>17}")
@@ -62,7 +62,7 @@ def main() -> None:
                 while not child.stdout.readline().startswith("m-2"):
                     pass
                 t0 = time.time()
-                result = gates.rollback(store, "acme", "support", actor="bench")
+                result = rollback(store, "acme", "support", actor="bench")
                 returned = time.time()
                 assert result.changed, result.message
                 model, seen = child.stdout.readline().split()

@@ -34,11 +34,16 @@ from rich.table import Table
 from sqlalchemy import create_engine, make_url, text
 from tqdm import tqdm
 
-from drift_pipeline.alerts.router import AlertRouter, ChannelConfig
-from drift_pipeline.defs import schedules, sensors
+from drift_pipeline.alerts.channels import ChannelConfig
+from drift_pipeline.alerts.router import AlertRouter
+from drift_pipeline.defs.detection import schedules
+from drift_pipeline.defs.detection import sensors as detection_sensors
+from drift_pipeline.defs.migration import sensors as migration_sensors
+from drift_pipeline.defs.traffic import sensors as traffic_sensors
+from drift_pipeline.defs.versioning import sensors as versioning_sensors
 from drift_pipeline.persistence.db import Store
 from drift_pipeline.persistence.objects import ObjectStore
-from drift_pipeline.versioning import manifests, registry
+from drift_pipeline.versioning import discovery, manifests, registry, tenants
 
 console = Console()
 
@@ -105,7 +110,7 @@ def seed(store: Store, n: int, api_base: str) -> None:
     registry.add_version(store, "openai", "llm-2025-06-01", actor="bench", litellm_params=params)
     for i in tqdm(range(n), desc="seeding tenants", unit="tenant"):
         tenant = f"tenant-{i:05d}"
-        manifests.add_tenant(store, tenant, actor="bench", cadence="hourly" if i % 10 == 0 else "daily")
+        tenants.add_tenant(store, tenant, actor="bench", cadence="hourly" if i % 10 == 0 else "daily")
         manifests.pin(store, tenant, "support", "llm-2025-06-01", actor="bench")
 
 
@@ -131,7 +136,9 @@ def main() -> None:
         now = datetime.now(UTC)
 
         tick = timed(
-            "new_tenants tick", lambda: sensors.new_tenants_tick(store, objects, instance, None, now=now), figures
+            "new_tenants tick",
+            lambda: traffic_sensors.new_tenants_tick(store, objects, instance, None, now=now),
+            figures,
         )
         figures[-1] = (*figures[-1][:2], f"{len(tick.run_requests)} run requests, {len(tick.partitions_to_add)} new")
         timed(
@@ -145,18 +152,18 @@ def main() -> None:
         reqs = timed("nightly schedule evaluation", lambda: schedules.nightly_drift_schedule(ctx), figures)
         figures[-1] = (*figures[-1][:2], f"{len(reqs)} run requests")
 
-        source = sensors.model_discovery.ProviderSource("openai", "openai-compatible", api_base=api_base)
-        first = sensors.new_model_version_tick(store, None, sources=[source], now=now)
+        source = discovery.ProviderSource("openai", "openai-compatible", api_base=api_base)
+        first = versioning_sensors.new_model_version_tick(store, None, sources=[source], now=now)
         listed.append("llm-2026-01-01")
         tick = timed(
             "new_model_version tick",
-            lambda: sensors.new_model_version_tick(store, first.cursor, sources=[source], now=now),
+            lambda: versioning_sensors.new_model_version_tick(store, first.cursor, sources=[source], now=now),
             figures,
         )
         figures[-1] = (*figures[-1][:2], f"{len(tick.run_requests)} replay requests")
         tick = timed(
             "new_model_version tick (nothing new)",
-            lambda: sensors.new_model_version_tick(store, tick.cursor, sources=[source], now=now),
+            lambda: versioning_sensors.new_model_version_tick(store, tick.cursor, sources=[source], now=now),
             figures,
         )
 
@@ -168,11 +175,13 @@ def main() -> None:
         def overlap(a: list[str], b: list[str]) -> list[float]:
             return [float(x == y) for x, y in zip(a, b, strict=True)]
 
-        first = sensors.silent_change_tick(store, objects, None, complete=complete, similarity=overlap, now=now)
+        first = detection_sensors.silent_change_tick(
+            store, objects, None, complete=complete, similarity=overlap, now=now
+        )
         answers["text"] = ["Paris.", '{"status": "ok"}', "I'm sorry, I can't help.", "5pm."]
         tick = timed(
             "silent_change tick (scripted probe)",
-            lambda: sensors.silent_change_tick(
+            lambda: detection_sensors.silent_change_tick(
                 store, objects, first.cursor, complete=complete, similarity=overlap, now=now
             ),
             figures,
@@ -187,10 +196,10 @@ def main() -> None:
             actor="bench",
         )
         router = AlertRouter(store, ChannelConfig(), actor="sensor:deprecation")
-        batch = sensors.DEPRECATION_BATCH
+        batch = migration_sensors.DEPRECATION_BATCH
         tick = timed(
             f"deprecation tick (batch {batch})",
-            lambda: sensors.deprecation_tick(store, router, None, batch=batch, now=now),
+            lambda: migration_sensors.deprecation_tick(store, router, None, batch=batch, now=now),
             figures,
         )
         figures[-1] = (*figures[-1][:2], f"{len(tick.run_requests)} notices + readiness requests")

@@ -6,12 +6,12 @@ docs/operations.md lists them. Code asks `Settings.from_env()` and never reads `
 
 from __future__ import annotations
 
-import json
+import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from drift_pipeline.errors import InvalidInputError
 
@@ -25,20 +25,18 @@ class Settings(BaseSettings):
 
     # Where things live.
     home: Path = Field(Path(DEFAULT_HOME), description="Home folder: embedded SQLite store, local objects, configs.")
-    database_url: str = Field("", description="SQLAlchemy URL of the store (default: SQLite under the home).")
-    storage_url: str = Field(
-        "", description="Object storage root: a folder or s3://bucket/prefix (default: home/data)."
-    )
+    database_url: str = Field("", description="SQLAlchemy URL of the store.")
+    storage_url: str = Field("", description="Object storage root: a folder or s3://bucket/prefix.")
     storage_options: dict[str, Any] = Field(default_factory=dict, description="fsspec options as JSON.")
-    s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO, moto); AWS_ENDPOINT_URL*.")
-    model_cache: Path | None = Field(None, description="Converted offline-model weights (default ~/.cache/...).")
+    s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO, moto).")
+    model_cache: Path | None = Field(None, description="Converted offline-model weights.")
     # Who acts, and where the operator's configs are.
     actor: str | None = Field(None, description="Actor recorded in the audit log for CLI commands.")
-    alerts_config: Path | None = Field(None, description="Alert channels YAML (default home/alerts.yaml).")
-    providers_config: Path | None = Field(None, description="Provider sources YAML (default home/providers.yaml).")
+    alerts_config: Path | None = Field(None, description="Alert channels YAML.")
+    providers_config: Path | None = Field(None, description="Provider sources YAML.")
     # Dagster wiring.
     retention_days: int = Field(60, ge=1, le=3650, description="Days of daily partitions kept.")
-    start_date: str | None = Field(None, description="First daily partition (default: retention window start).")
+    start_date: str | None = Field(None, description="First daily partition.")
     discovery_interval_s: int = Field(3600, ge=30, description="New-model-version sensor interval.")
     probe_interval_s: int = Field(900, ge=30, description="Silent-change probe sensor interval.")
     probe_hosted: bool = Field(False, description="Also probe hosted (paid) providers, not only self-hosted ones.")
@@ -46,11 +44,6 @@ class Settings(BaseSettings):
     deprecation_batch: int = Field(500, ge=1, description="Deprecation notices per sensor tick.")
     # The offline model.
     llm_threads: int | None = Field(None, ge=1, description="Torch threads for the offline model's generation.")
-
-    @field_validator("storage_options", mode="before")
-    @classmethod
-    def _json_options(cls, value: Any) -> Any:
-        return json.loads(value) if isinstance(value, str) and value.strip() else (value or {})
 
     @model_validator(mode="after")
     def _defaults_under_home(self) -> Settings:
@@ -67,6 +60,10 @@ class Settings(BaseSettings):
         """Read the environment now (settings are not cached: tests and the demo change them per process)."""
         try:
             return cls()
+        except SettingsError as exc:  # a complex field (JSON) that does not parse
+            field = re.search(r'field "(\w+)"', str(exc))
+            name = f"DRIFT_PIPELINE_{field.group(1).upper()}" if field else "a DRIFT_PIPELINE_ variable"
+            raise InvalidInputError(f"{name}: not valid JSON") from None
         except ValidationError as exc:
             first = exc.errors()[0]
             name = "DRIFT_PIPELINE_" + str(first["loc"][0]).upper() if first["loc"] else "a DRIFT_PIPELINE_ variable"

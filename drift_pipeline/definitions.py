@@ -1,4 +1,4 @@
-"""The drift-pipeline Dagster code location: the definitions in `drift_pipeline/defs`, plus resources.
+"""The drift-pipeline Dagster code location: the definitions in `drift_pipeline/defs/<pillar>/`, plus resources.
 
 Listed explicitly (stable APIs only, no instance needed at load time), so the definitions build the same
 way in a test process, `dagster dev` and a code server. A new sensor or job is added here.
@@ -8,8 +8,16 @@ from __future__ import annotations
 
 import dagster as dg
 
-from drift_pipeline.defs import assets, canary_sensor, checks, jobs, migration_jobs, schedules, sensors
+from drift_pipeline.defs.alerts import sensors as alert_sensors
+from drift_pipeline.defs.detection import assets as detection_assets
+from drift_pipeline.defs.detection import checks, jobs, schedules
+from drift_pipeline.defs.detection import sensors as detection_sensors
+from drift_pipeline.defs.migration import jobs as migration_jobs
+from drift_pipeline.defs.migration import sensors as migration_sensors
 from drift_pipeline.defs.resources import DriftStore, ObjectStorage, ParquetIOManager
+from drift_pipeline.defs.traffic import assets as traffic_assets
+from drift_pipeline.defs.traffic import sensors as traffic_sensors
+from drift_pipeline.defs.versioning import sensors as versioning_sensors
 
 
 def build_defs(
@@ -18,7 +26,7 @@ def build_defs(
     """The code location; the arguments override the environment's store and object storage (for tests)."""
     storage = ObjectStorage(url=storage_url, endpoint_url=endpoint_url)
     return dg.Definitions(
-        assets=dg.load_assets_from_modules([assets]),
+        assets=dg.load_assets_from_modules([traffic_assets, detection_assets]),
         asset_checks=dg.load_asset_checks_from_modules([checks]),
         jobs=[
             jobs.nightly_drift_job,
@@ -29,13 +37,13 @@ def build_defs(
             migration_jobs.readiness_job,
         ],
         sensors=[
-            sensors.new_model_version_sensor,
-            sensors.silent_change_sensor,
-            sensors.deprecation_sensor,
-            sensors.new_tenants_sensor,
-            sensors.drift_check_alerts,
-            sensors.drift_check_failure_alerts,
-            canary_sensor.canary_monitor_sensor,
+            versioning_sensors.new_model_version_sensor,
+            traffic_sensors.new_tenants_sensor,
+            detection_sensors.silent_change_sensor,
+            migration_sensors.deprecation_sensor,
+            migration_sensors.canary_monitor_sensor,
+            alert_sensors.drift_check_alerts,
+            alert_sensors.drift_check_failure_alerts,
         ],
         schedules=[schedules.nightly_drift_schedule, schedules.hourly_drift_schedule],
         resources={

@@ -60,16 +60,16 @@ def compare_command(
 
 
 def print_summary(report: dict[str, Any]) -> None:
-    """A rich table: one row per dimension, drifted ones in red, near misses in yellow."""
+    """A rich table: one row per dimension with its interval, drifted red, inconclusive yellow, equivalent green."""
     pairing = report.get("pairing", {})
     table = Table(title=f"{report['baseline']} → {report['candidate']}  ({report['n_pairs']} pairs)")
-    for column in ("dimension", "baseline", "candidate", "effect", "99% CI" if report["alpha"] == 0.01 else "CI"):
+    for column in ("dimension", "baseline", "candidate", "effect", f"{1 - 2 * report['alpha']:.0%} CI"):
         table.add_column(column, justify="left" if column == "dimension" else "right", no_wrap=True)
     table.add_column("p adj.", justify="right")
     table.add_column("verdict")
     for d in list(report["dimensions"]) + list(report.get("descriptive", [])):
-        style = "bold red" if d["drifted"] else ("yellow" if d["near_miss"] else "")
-        verdict = "DRIFT" if d["drifted"] else ("near miss" if d["near_miss"] else "–")
+        style = {"drift": "bold red", "inconclusive": "yellow", "equivalent": "green"}.get(d.get("verdict", ""), "")
+        verdict = d.get("verdict", "–") + (" (near miss)" if d["near_miss"] else "")
         if d["p_value"] is None:
             verdict = "untested"
         table.add_row(
@@ -77,7 +77,7 @@ def print_summary(report: dict[str, Any]) -> None:
             _value(d["baseline_value"], d["kind"]),
             _value(d["candidate_value"], d["kind"]),
             f"{d['effect']:+.3f}",
-            "–" if d["ci_low"] is None else f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]",
+            "–" if d.get("equivalence_low") is None else f"[{d['equivalence_low']:+.3f}, {d['equivalence_high']:+.3f}]",
             "–" if d["p_adjusted"] is None else f"{d['p_adjusted']:.2g}",
             verdict,
             style=style,
@@ -92,8 +92,10 @@ def print_summary(report: dict[str, Any]) -> None:
             f"paired {pairing['paired']} prompts; unpaired baseline {pairing['unpaired_baseline']}, "
             f"candidate {pairing['unpaired_candidate']}; duplicates skipped {pairing['duplicates']}"
         )
-    colour = {"drift": "red", "near_miss": "yellow", "no_drift": "green"}[report["verdict"]]
-    console.print(f"[bold {colour}]verdict: {report['verdict'].replace('_', ' ')}[/]")
+    colour = {"drift": "red", "inconclusive": "yellow", "equivalent": "green"}[report["verdict"]]
+    console.print(f"[bold {colour}]verdict: {report['verdict']}[/]")
+    if report["verdict"] == "inconclusive" and report.get("pairs_needed"):
+        console.print(f"about {report['pairs_needed']} pairs would likely decide (docs/scoring.md, Verdicts)")
 
 
 def _value(value: float | None, kind: str) -> str:

@@ -29,7 +29,7 @@ def ingest(
 ) -> None:
     """Ingest JSONL, Parquet, CSV or LLMDrift CSV logs; every bad record is quarantined with its reason."""
     from drift_pipeline.persistence.objects import ObjectStore
-    from drift_pipeline.traffic.ingest import ingest_with_store
+    from drift_pipeline.traffic.ingest.run import ingest_with_store
 
     objects = ObjectStore.from_settings()
     store = open_store() if check_agents else None

@@ -14,6 +14,7 @@ from drift_pipeline.cli.common import actor, console, open_store, print_json
 from drift_pipeline.errors import InvalidInputError
 from drift_pipeline.versioning import manifests as core
 from drift_pipeline.versioning.runtime import Resolver
+from drift_pipeline.versioning.tenants import add_tenant, list_tenants
 
 tenants = typer.Typer(help="Add and list tenants (contact, regulated flag, sampling consent).", no_args_is_help=True)
 manifest = typer.Typer(help="Show a tenant agent's manifest and its revisions.", no_args_is_help=True)
@@ -32,7 +33,7 @@ def tenants_add(
 ) -> None:
     """Add a tenant."""
     patterns = dict(_split_pattern(p) for p in pii_pattern or [])
-    info = core.add_tenant(
+    info = add_tenant(
         open_store(),
         tenant_id,
         actor=actor(),
@@ -52,7 +53,7 @@ def tenants_add(
 @tenants.command("list")
 def tenants_list(as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False) -> None:
     """List tenants."""
-    rows = core.list_tenants(open_store())
+    rows = list_tenants(open_store())
     if as_json:
         print_json([r.__dict__ for r in rows])
         return

@@ -1,9 +1,9 @@
-"""`drift-pipeline migrate ...`, `rollback`, `evidence`, `scan-aliases`: migration gates and the way back."""
+"""`drift-pipeline migrate ...`, `rollback`, `evidence`, `scan-aliases`: migration steps and the way back."""
 
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,7 +12,8 @@ from rich.table import Table
 
 from drift_pipeline.cli.common import actor, console, open_store, parse_date, parse_datetime, print_json
 from drift_pipeline.errors import InvalidInputError
-from drift_pipeline.migration import evidence, gates
+from drift_pipeline.migration import evidence, forced, promotion, review, states
+from drift_pipeline.migration.rollback import rollback
 from drift_pipeline.persistence.db import Store
 from drift_pipeline.persistence.objects import ObjectStore
 from drift_pipeline.versioning import alias_scan
@@ -41,12 +42,12 @@ def propose(
 ) -> None:
     """Open a migration of the agent's current pin to MODEL_ID."""
     store = open_store()
-    m = gates.propose(store, tenant_id, agent_id, model_id, actor=actor(), reason=reason)
+    m = review.propose(store, tenant_id, agent_id, model_id, actor=actor(), reason=reason)
     console.print(
         f"migration [bold]{m.id}[/bold] proposed: {tenant_id}/{agent_id} {m.from_model_id} -> {m.to_model_id}"
     )
     if report is not None:
-        _print_state(gates.run_staging(store, m.id, _report_runner(report), actor=actor()))
+        _print_state(review.run_staging(store, m.id, _report_runner(report), actor=actor()))
 
 
 @migrate.command("stage")
@@ -61,7 +62,7 @@ def stage(
     """Run (or record) the staging replay of the workflow suite against the candidate."""
     store = open_store()
     runner = _report_runner(report) if report else _replay_runner(store)
-    _print_state(gates.run_staging(store, migration_id, runner, actor=actor(), expected_version=expect_version))
+    _print_state(review.run_staging(store, migration_id, runner, actor=actor(), expected_version=expect_version))
 
 
 @migrate.command("status")
@@ -72,7 +73,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """List migrations with their state, readiness and allowed next steps."""
-    rows = gates.list_migrations(open_store(), tenant_id, agent_id, open_only=not show_all)
+    rows = states.list_migrations(open_store(), tenant_id, agent_id, open_only=not show_all)
     if as_json:
         print_json([m.to_dict() for m in rows])
         return
@@ -99,7 +100,7 @@ def approve(
 ) -> None:
     """Approve after review; you ($DRIFT_PIPELINE_ACTOR) are recorded as the reviewer."""
     _print_state(
-        gates.approve(open_store(), migration_id, reviewer=actor(), reason=reason, expected_version=expect_version)
+        review.approve(open_store(), migration_id, reviewer=actor(), reason=reason, expected_version=expect_version)
     )
 
 
@@ -111,7 +112,7 @@ def reject(
 ) -> None:
     """Reject after review."""
     _print_state(
-        gates.reject(open_store(), migration_id, reviewer=actor(), reason=reason, expected_version=expect_version)
+        review.reject(open_store(), migration_id, reviewer=actor(), reason=reason, expected_version=expect_version)
     )
 
 
@@ -124,7 +125,7 @@ def canary(
 ) -> None:
     """Start the canary, or raise its share."""
     _print_state(
-        gates.start_canary(
+        promotion.start_canary(
             open_store(), migration_id, share, actor=actor(), reason=reason, expected_version=expect_version
         )
     )
@@ -143,7 +144,7 @@ def promote(
     store = open_store()
     creator = (lambda _manifest, _migration: baseline_id) if baseline_id else _baseline_creator(store)
     _print_state(
-        gates.promote(store, migration_id, creator, actor=actor(), reason=reason, expected_version=expect_version)
+        promotion.promote(store, migration_id, creator, actor=actor(), reason=reason, expected_version=expect_version)
     )
 
 
@@ -154,7 +155,9 @@ def abort(
     expect_version: Expect = None,
 ) -> None:
     """Abort at any open step (an active canary stops routing at once)."""
-    _print_state(gates.abort(open_store(), migration_id, actor=actor(), reason=reason, expected_version=expect_version))
+    _print_state(
+        promotion.abort(open_store(), migration_id, actor=actor(), reason=reason, expected_version=expect_version)
+    )
 
 
 @migrate.command("readiness")
@@ -164,7 +167,7 @@ def readiness(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Agents pinned to versions past or near their sunset, with their migration readiness."""
-    rows = gates.readiness_report(open_store(), parse_date(on, "--date") or date.today(), horizon_days=horizon)
+    rows = forced.readiness_report(open_store(), parse_date(on, "--date") or date.today(), horizon_days=horizon)
     if as_json:
         print_json(rows)
         return
@@ -185,7 +188,7 @@ def readiness(
     console.print(table)
 
 
-def rollback(
+def rollback_cmd(
     tenant_id: Annotated[str, typer.Argument(help="tenant")],
     agent_id: Annotated[str, typer.Argument(help="agent")],
     to: Annotated[
@@ -194,7 +197,7 @@ def rollback(
     reason: Reason = "",
 ) -> None:
     """Restore the last known-good pin and baseline; stops an in-flight canary. Idempotent."""
-    result = gates.rollback(open_store(), tenant_id, agent_id, actor=actor(), to_revision=to, reason=reason)
+    result = rollback(open_store(), tenant_id, agent_id, actor=actor(), to_revision=to, reason=reason)
     console.print(("[green]done[/green] " if result.changed else "[yellow]no-op[/yellow] ") + result.message)
 
 
@@ -202,15 +205,34 @@ def evidence_cmd(
     tenant_id: Annotated[str, typer.Argument(help="tenant")],
     agent_id: Annotated[str, typer.Argument(help="agent")],
     since: Annotated[str, typer.Option(help="the validation date to compare with (YYYY-MM-DD or ISO time)")],
-    report: Annotated[Path | None, typer.Option(help="latest drift report JSON (replay or compare output)")] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="a drift report JSON to use instead of the newest stored one")
+    ] = None,
+    max_age_days: Annotated[int, typer.Option(help="a stored report older than this is not today's evidence")] = 2,
     output: Annotated[Path | None, typer.Option(help="write the evidence JSON here (default: stdout)")] = None,
     html: Annotated[Path | None, typer.Option(help="also write an HTML report here")] = None,
 ) -> None:
-    """Is the model on this tenant's data today equivalent to the one validated then? (JSON + HTML)"""
+    """Is the model on this tenant's data today equivalent to the one validated then? (JSON + HTML)
+
+    Without --report the newest stored drift report of the pinned model is used; only a current,
+    equivalent one answers `equivalent`.
+    """
+    from drift_pipeline.detection import shadow
+    from drift_pipeline.persistence.objects import ObjectStore
+
     when = parse_datetime(since, "--since")
     assert when is not None
+    if max_age_days < 1:
+        raise InvalidInputError("--max-age-days must be at least 1")
+    objects = ObjectStore.from_settings()
     data = evidence.build(
-        open_store(), tenant_id, agent_id, when, report=evidence.load_report(report) if report else None
+        open_store(),
+        tenant_id,
+        agent_id,
+        when,
+        report=evidence.load_report(report) if report else None,
+        find_report=lambda t, a, m: shadow.latest_report(objects, t, a, m),
+        max_age=timedelta(days=max_age_days),
     )
     if html is not None:
         evidence.write_html(data, html)
@@ -245,7 +267,7 @@ def scan_aliases(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(migrate, name="migrate")
-    app.command("rollback")(rollback)
+    app.command("rollback")(rollback_cmd)
     app.command("evidence")(evidence_cmd)
     app.command("scan-aliases")(scan_aliases)
 
@@ -253,7 +275,7 @@ def register(app: typer.Typer) -> None:
 # ------------------------------------------------------------------------------------------- helpers
 
 
-def _print_state(m: gates.MigrationInfo) -> None:
+def _print_state(m: states.MigrationInfo) -> None:
     extra = ""
     if m.state == "canary":
         extra = f" ({m.canary_share:.0%} of sessions on {m.to_model_id})"
@@ -264,7 +286,7 @@ def _print_state(m: gates.MigrationInfo) -> None:
     console.print(f"migration [bold]{m.id}[/bold] is [bold]{m.state}[/bold]{extra}; next: {nxt}")
 
 
-def _report_runner(path: Path) -> gates.StagingRunner:
+def _report_runner(path: Path) -> review.StagingRunner:
     report = evidence.load_report(path)
 
     def runner(manifest: Any, candidate: Any) -> dict[str, Any]:
@@ -277,14 +299,14 @@ def _report_runner(path: Path) -> gates.StagingRunner:
     return runner
 
 
-def _replay_runner(store: Store) -> gates.StagingRunner:
+def _replay_runner(store: Store) -> review.StagingRunner:
     """Replay the agent's workflow suite against the candidate now (the offline model runs in-process)."""
     from drift_pipeline.migration import staging
 
     return staging.ReplayStagingRunner(store, ObjectStore.from_settings(), progress=True)
 
 
-def _baseline_creator(store: Store) -> gates.BaselineCreator:
+def _baseline_creator(store: Store) -> promotion.BaselineCreator:
     """Snapshot the candidate's baseline on the staging suite now."""
     from drift_pipeline.migration import staging
 

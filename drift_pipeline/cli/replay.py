@@ -1,4 +1,4 @@
-"""`drift-pipeline provider ...` (the offline provider's revisions) and `drift-pipeline replay run`."""
+"""`drift-pipeline provider ...` (the offline provider's variants) and `drift-pipeline replay run`."""
 
 from __future__ import annotations
 
@@ -17,52 +17,52 @@ if TYPE_CHECKING:
 FORMATS = (".parquet", ".jsonl", ".csv")
 
 provider_group = typer.Typer(
-    help="The offline provider (SmolLM2 in-process): stage provider-side revisions.", no_args_is_help=True
+    help="The offline provider (SmolLM2 in-process): stage provider-side variants.", no_args_is_help=True
 )
 replay_group = typer.Typer(help="Shadow-replay sampled inputs against registered model versions.", no_args_is_help=True)
 
 
-@provider_group.command("revisions")
-def revisions() -> None:
-    """List the revisions the offline provider can serve."""
-    from drift_pipeline.detection import offline_llm
+@provider_group.command("variants")
+def list_variants() -> None:
+    """List the provider-side variants the offline provider can serve."""
+    from drift_pipeline.detection.offline import variants
 
-    active = offline_llm.active_revision().name
-    table = Table("revision", "announced", "system_fingerprint", "what changes", title="Offline provider revisions")
-    for rev in offline_llm.REVISIONS.values():
-        name = f"[bold green]{rev.name} (active)[/bold green]" if rev.name == active else rev.name
-        table.add_row(name, "yes" if rev.announced else "[yellow]silent[/yellow]", rev.fingerprint, rev.description)
+    active = variants.active_variant().name
+    table = Table("variant", "announced", "system_fingerprint", "what changes", title="Offline provider variants")
+    for v in variants.VARIANTS.values():
+        name = f"[bold green]{v.name} (active)[/bold green]" if v.name == active else v.name
+        table.add_row(name, "yes" if v.announced else "[yellow]silent[/yellow]", v.fingerprint, v.description)
     console.print(table)
 
 
 @provider_group.command("show")
 def show(as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False) -> None:
-    """Show the active revision of the offline model and when it changed."""
-    from drift_pipeline.detection import offline_llm
+    """Show the active variant of the offline model and when it changed."""
+    from drift_pipeline.detection.offline import variants
 
-    state = offline_llm.show_state()
+    state = variants.show_state()
     if as_json:
         print_json(state)
         return
     kind = "announced" if state["announced"] else "[yellow]silent[/yellow]"
     console.print(
-        f"[bold]{state['model']}[/bold] serves revision [bold]{state['revision']}[/bold] ({kind}, "
+        f"[bold]{state['model']}[/bold] serves variant [bold]{state['variant']}[/bold] ({kind}, "
         f"fingerprint {state['system_fingerprint']}) since {state['since'] or 'install'}\n{state['description']}"
     )
 
 
-@provider_group.command("set-revision")
-def set_revision(
+@provider_group.command("set-variant")
+def set_variant(
     model: Annotated[str, typer.Argument(help="offline model id, e.g. smollm2-135m-instruct")],
-    revision: Annotated[str, typer.Argument(help="revision name (see `provider revisions`)")],
-    note: Annotated[str, typer.Option(help="why, kept in the revision history")] = "",
+    variant: Annotated[str, typer.Argument(help="variant name (see `provider variants`)")],
+    note: Annotated[str, typer.Option(help="why, kept in the variant history")] = "",
 ) -> None:
-    """Switch the offline provider to REVISION for MODEL in every process (stages a provider update)."""
-    from drift_pipeline.detection import offline_llm
+    """Switch the offline provider to VARIANT for MODEL in every process (stages a provider update)."""
+    from drift_pipeline.detection.offline import variants
 
-    rev = offline_llm.set_revision(model, revision, note=note)
-    kind = "announced: system_fingerprint changes" if rev.announced else "silent: system_fingerprint unchanged"
-    console.print(f"offline provider now serves [bold]{model}[/bold] as revision [bold]{rev.name}[/bold] ({kind})")
+    chosen = variants.set_variant(model, variant, note=note)
+    kind = "announced: system_fingerprint changes" if chosen.announced else "silent: system_fingerprint unchanged"
+    console.print(f"offline provider now serves [bold]{model}[/bold] as variant [bold]{chosen.name}[/bold] ({kind})")
 
 
 @replay_group.command("run")

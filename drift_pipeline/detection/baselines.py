@@ -49,7 +49,7 @@ RESPONSE_COLUMNS = (
     "tool_calls",
     "finish_reason",
     "decoding",
-    "provider_revision",
+    "provider_variant",
     "system_fingerprint",
 )
 

@@ -127,7 +127,7 @@ def litellm_completer(model: str, params: dict[str, Any], prompts: Sequence[str]
     import litellm
 
     if model.startswith("offline/"):
-        from drift_pipeline.detection.offline_llm import register_offline_provider
+        from drift_pipeline.detection.offline.provider import register_offline_provider
 
         register_offline_provider()
     provider, _, model_id = model.partition("/")
@@ -254,3 +254,17 @@ def _difference(left: list[str], right: list[str], similarity: Similarity | None
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+def litellm_alias_resolver(provider: str, alias: str, params: dict[str, Any]) -> str:
+    """Ask the provider which version answers `alias`: a 1-token completion's `model` field."""
+    import litellm
+
+    response = litellm.completion(
+        model=f"{provider}/{alias}",
+        messages=[{"role": "user", "content": "ping"}],
+        max_tokens=1,
+        temperature=0.0,
+        **ReplayTarget(alias, provider, params).call_params(),
+    )
+    return str(response.model or alias).removeprefix(f"{provider}/")

@@ -13,8 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from drift_pipeline.errors import InvalidInputError
-
 if TYPE_CHECKING:
     from drift_pipeline.detection.dimensions.base import PairContext
     from drift_pipeline.detection.statistics import DimensionResult, NoiseFloor
@@ -43,8 +41,11 @@ def build_report(
     n_examples: int = 10,
 ) -> dict[str, Any]:
     """The drift report dict (schema_version 1.0 keys of docs/architecture.md, plus extras)."""
+    from drift_pipeline.detection.verdicts import overall
+
     drifted = [r.name for r in results if r.drifted]
     near = [r.name for r in results if r.near_miss]
+    tested = [r for r in results if r.p_value is not None]
     return {
         "schema_version": SCHEMA_VERSION,
         "tenant_id": tenant_id,
@@ -55,9 +56,15 @@ def build_report(
         "alpha": alpha,
         "threshold": threshold,
         "drift_detected": bool(drifted),
-        "verdict": "drift" if drifted else ("near_miss" if near else "no_drift"),
+        # drift | equivalent | inconclusive: the rule of detection/verdicts.py, over the tested dimensions.
+        "verdict": overall(r.verdict for r in tested),  # type: ignore[misc]
+        "margin": threshold,
+        "guarantee": guarantee(alpha, len(tested)),
         "drifted_dimensions": drifted,
+        "equivalent_dimensions": [r.name for r in tested if r.verdict == "equivalent"],
+        "inconclusive_dimensions": [r.name for r in tested if r.verdict == "inconclusive"],
         "near_miss_dimensions": near,
+        "pairs_needed": max((r.pairs_needed for r in tested if r.pairs_needed), default=None),
         "not_applicable": list(not_applicable),
         "correction": correction,
         "noise_floor_pairs": noise_floor.n_pairs if noise_floor else 0,
@@ -69,6 +76,15 @@ def build_report(
         "examples": most_changed_examples(results, per_pair, contexts, threshold, n_examples),
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def guarantee(alpha: float, tests: int) -> str:
+    """The error rates a report's verdict comes with, in words (docs/scoring.md "Verdicts")."""
+    return (
+        f"drift: at most {alpha:g} chance of a false drift verdict across the {tests} tested dimensions "
+        f"(Holm); equivalent: at most {alpha:g} chance of calling a change of at least the margin "
+        "equivalent (TOST, intersection-union over dimensions)"
+    )
 
 
 def most_changed_examples(
@@ -131,16 +147,6 @@ def write_json(report: dict[str, Any], path: str | Path) -> None:
     path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def load_json(path: str | Path) -> dict[str, Any]:
-    try:
-        report = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InvalidInputError(f"cannot read drift report {path}: {exc}") from exc
-    if report.get("schema_version") != SCHEMA_VERSION:
-        raise InvalidInputError(f"{path}: unsupported drift report schema_version {report.get('schema_version')!r}")
-    return report
-
-
 # --- HTML --------------------------------------------------------------------------------------------
 
 
@@ -153,8 +159,8 @@ def write_html(report: dict[str, Any], path: str | Path) -> None:
 def render_html(report: dict[str, Any]) -> str:
     """A single self-contained page (inline CSS, PNG plots as data URIs; no script, no CDN)."""
     e = html.escape
-    verdict = report.get("verdict", "drift" if report["drift_detected"] else "no_drift")
-    colour = {"drift": "#c0392b", "near_miss": "#d68910", "no_drift": "#1e8449"}[verdict]
+    verdict = report.get("verdict", "drift" if report["drift_detected"] else "inconclusive")
+    colour = VERDICT_COLOURS.get(verdict, VERDICT_COLOURS["inconclusive"])
     title = f"{report['baseline']} → {report['candidate']}"
     summary = _summary_sentence(report)
     parts = [
@@ -176,6 +182,8 @@ def render_html(report: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+VERDICT_COLOURS = {"drift": "#c0392b", "inconclusive": "#d68910", "equivalent": "#1e8449"}
+
 _CSS = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222;line-height:1.4}
 table{border-collapse:collapse;margin:1em 0;width:100%}td,th{border:1px solid #ddd;padding:4px 8px;
@@ -187,11 +195,12 @@ padding:8px;font-size:13px;max-height:300px;overflow:auto}.small{color:#666;font
 """
 
 _HOW_TO_READ = (
-    "How to read: each dimension compares the same prompts answered by both versions. A dimension drifts "
-    "when its paired test is significant after correction for testing many dimensions AND the change is at "
-    "least the alert threshold (absolute rate change for yes/no dimensions, relative change for sizes) and "
-    "above the noise floor measured by replaying the pinned model against itself. Near misses are close "
-    "on one of the two counts."
+    "How to read: each dimension compares the same prompts answered by both versions, on one 0..1 scale "
+    "(absolute rate change for yes/no dimensions, relative change for sizes). DRIFT: the change is "
+    "significant after correction for testing many dimensions AND at least the alert threshold and the noise "
+    "floor measured by replaying the pinned model against itself. EQUIVALENT: the 1 - 2 alpha interval of the "
+    "change lies inside +/- the margin (the alert threshold): two one-sided tests, at most alpha chance of "
+    "calling a real change of the margin equivalent. INCONCLUSIVE: neither; more pairs would likely decide."
 )
 
 
@@ -201,10 +210,17 @@ def _all_dims(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _summary_sentence(report: dict[str, Any]) -> str:
     dims = {d["name"]: d for d in report["dimensions"]}
+    n, margin = report["n_pairs"], report.get("margin", report["threshold"])
+    if report.get("verdict") == "equivalent":
+        return f"Equivalent within +/-{margin:g} on every tested dimension over {n} paired prompts."
     if not report["drift_detected"]:
-        near = report.get("near_miss_dimensions") or []
-        tail = f" Near misses: {', '.join(near)}." if near else ""
-        return f"No dimension changed significantly over {report['n_pairs']} paired prompts.{tail}"
+        open_ = report.get("inconclusive_dimensions") or []
+        needed = report.get("pairs_needed")
+        tail = f" About {needed} pairs would likely decide." if needed else ""
+        return (
+            f"No drift shown over {n} paired prompts, but equivalence within +/-{margin:g} is not shown either "
+            f"for {', '.join(open_) or 'the tested dimensions'}.{tail}"
+        )
     bits = []
     for name in report.get("drifted_dimensions", []):
         d = dims[name]
@@ -236,13 +252,18 @@ def _meta_table(report: dict[str, Any]) -> str:
 def _dimension_table(report: dict[str, Any]) -> str:
     head = "<tr>" + "".join(
         f"<th>{h}</th>"
-        for h in ("dimension", "baseline", "candidate", "effect", "CI", "p (adj.)", "test", "noise floor", "status")
-    )
+        for h in (
+            "dimension", "baseline", "candidate", "effect", "CI (drift)", "CI (equivalence)", "p (adj.)", "test",
+            "noise floor", "verdict",
+        )
+    )  # fmt: skip
     rows = [head + "</tr>"]
     for d in _all_dims(report):
-        status = "DRIFT" if d["drifted"] else ("near miss" if d["near_miss"] else "")
-        css = "drift" if d["drifted"] else ("near" if d["near_miss"] else "")
-        ci = "–" if d["ci_low"] is None else f"[{d['ci_low']:.3g}, {d['ci_high']:.3g}]"
+        status = d.get("verdict") or ("drift" if d["drifted"] else "")
+        status += " (near miss)" if d["near_miss"] else ""
+        css = "drift" if d["drifted"] else ("near" if d.get("verdict") == "inconclusive" else "")
+        ci = "–" if d["ci_low"] is None else f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]"
+        eq = "–" if d.get("equivalence_low") is None else f"[{d['equivalence_low']:+.3f}, {d['equivalence_high']:+.3f}]"
         p = "not tested" if d["p_value"] is None else f"{d['p_value']:.2g} ({d['p_adjusted']:.2g})"
         nf = "–" if d["noise_floor"] is None else f"{d['noise_floor']:.3g}"
         eff = "–" if d["effect"] is None else f"{d['effect']:+.3g}"
@@ -252,6 +273,7 @@ def _dimension_table(report: dict[str, Any]) -> str:
             _fmt(d["candidate_value"], d["kind"]),
             eff,
             ci,
+            eq,
             p,
             d["test"] or "–",
             nf,
@@ -296,28 +318,32 @@ def _pyplot() -> Any:
 
 
 def _effect_plot(report: dict[str, Any]) -> str | None:
-    """Practical effect per dimension against the threshold and each noise floor."""
-    dims = [d for d in _all_dims(report) if d["practical_effect"] is not None]
+    """Each tested dimension's equivalence interval against the +/-margin band (and its noise floor)."""
+    dims = [d for d in report["dimensions"] if d.get("equivalence_low") is not None]
     if not dims:
         return None
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(dims) + 1.2))
-    names = [d["name"] for d in dims]
-    colours = ["#c0392b" if d["drifted"] else "#d68910" if d["near_miss"] else "#7f8c8d" for d in dims]
-    ax.barh(names, [d["practical_effect"] for d in dims], color=colours)
-    ax.axvline(report["threshold"], color="black", linestyle="--", label=f"alert threshold {report['threshold']}")
-    floors = [(i, d["noise_floor"]) for i, d in enumerate(dims) if d["noise_floor"] is not None]
-    if floors:
-        ax.scatter([f for _, f in floors], [i for i, _ in floors], marker="|", s=300, color="blue", label="noise floor")
+    margin = report.get("margin", report["threshold"])
+    fig, ax = plt.subplots(figsize=(9, 0.5 * len(dims) + 1.4))
+    ax.axvspan(-margin, margin, color="#1e8449", alpha=0.12, label=f"equivalence band +/-{margin:g}")
+    ax.axvline(0, color="#555", linewidth=0.8)
+    for i, d in enumerate(dims):
+        colour = VERDICT_COLOURS.get(d.get("verdict", ""), "#7f8c8d")
+        ax.plot([d["equivalence_low"], d["equivalence_high"]], [i, i], color=colour, linewidth=4, solid_capstyle="butt")
+        ax.plot([d["effect"]], [i], "o", color="black", markersize=4)
+        if d["noise_floor"] is not None and d["kind"] != "similarity":
+            ax.plot([-d["noise_floor"], d["noise_floor"]], [i, i], "|", color="blue", markersize=12)
+    ax.set_yticks(range(len(dims)), [f"{d['name']} ({d.get('verdict', '')})" for d in dims])
     ax.invert_yaxis()
-    ax.set_xlabel("practical effect (0..1: rate change, relative change, similarity drop)")
-    ax.set_title("How much each dimension changed (red: drift, orange: near miss)")
-    ax.legend(loc="lower right")
+    alpha = report["alpha"]
+    ax.set_xlabel(f"effect with its {1 - 2 * alpha:.0%} interval (0..1: rate change, relative change, similarity)")
+    ax.set_title("Inside the band: equivalent. Beyond it and significant: drift. Otherwise: inconclusive.")
+    ax.legend(loc="lower right", fontsize=8)
     return _png(fig)
 
 
 def _values_plot(report: dict[str, Any]) -> str | None:
-    """Baseline vs candidate value per dimension, with the candidate's effect CI."""
+    """Baseline vs candidate mean per dimension, in the dimension's own unit."""
     dims = [d for d in report["dimensions"] if d["baseline_value"] is not None and d["kind"] != "similarity"]
     if not dims:
         return None
@@ -325,14 +351,7 @@ def _values_plot(report: dict[str, Any]) -> str | None:
     fig, axes = plt.subplots(1, len(dims), figsize=(1.6 * len(dims) + 1, 2.8), squeeze=False)
     for ax, d in zip(axes[0], dims, strict=True):
         values = [d["baseline_value"], d["candidate_value"]]
-        ax.bar([0, 1], values, color=["#5d6d7e", "#c0392b" if d["drifted"] else "#2e86c1"])
-        if d["ci_low"] is not None and d["effect"]:
-            # The CI is on the effect scale; the raw/scaled ratio brings it back to the value's unit.
-            scale = d["raw_effect"] / d["effect"]
-            low = d["baseline_value"] + d["ci_low"] * scale
-            high = d["baseline_value"] + d["ci_high"] * scale
-            c = d["candidate_value"]
-            ax.errorbar([1], [c], yerr=[[max(0.0, c - low)], [max(0.0, high - c)]], color="black", capsize=4)
+        ax.bar([0, 1], values, color=["#5d6d7e", VERDICT_COLOURS.get(d.get("verdict", ""), "#2e86c1")])
         ax.set_xticks([0, 1], ["base", "cand"], fontsize=8)
         ax.set_title(d["name"], fontsize=9)
         ax.tick_params(axis="y", labelsize=7)

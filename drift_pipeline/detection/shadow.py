@@ -154,6 +154,17 @@ def read_report(objects: ObjectStore, uri: str) -> dict[str, Any]:
     return json.load(io.BytesIO(objects.read_bytes(uri[len(objects.url) + 1 :])))
 
 
+def latest_report(objects: ObjectStore, tenant_id: str, agent_id: str, model_id: str) -> dict[str, Any] | None:
+    """The newest stored drift report of a tenant agent against `model_id` (any day), with its `report_uri`."""
+    name = f"{agent_id}--{model_id}.json"
+    prefix = f"reports/tenant={tenant_id}"
+    for day in sorted((d for d in objects.list_names(prefix) if d.startswith("day=")), reverse=True):
+        if name in objects.list_names(f"{prefix}/{day}"):
+            uri = objects.uri(f"{prefix}/{day}/{name}")
+            return {**read_report(objects, uri), "report_uri": uri}
+    return None
+
+
 def dimension_rows(drift: AgentDrift, day: str) -> list[dict[str, Any]]:
     """Flat per-dimension rows (the `drift_report` table that checks validate and the UI shows)."""
     rows = []
@@ -187,6 +198,10 @@ def dimension_rows(drift: AgentDrift, day: str) -> list[dict[str, Any]]:
                         "drifted",
                         "near_miss",
                         "direction",
+                        "verdict",
+                        "equivalence_low",
+                        "equivalence_high",
+                        "pairs_needed",
                     )
                 },
             }

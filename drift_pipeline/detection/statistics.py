@@ -1,16 +1,18 @@
-"""Paired statistics for drift: tests, effect sizes with confidence intervals, noise floor, Holm/BH.
+"""Paired statistics: effects with honest intervals (`intervals`), Holm/BH, noise floor, three-way verdicts.
 
 Vocabulary (every figure that is compared with the threshold is on one 0..1 scale):
 
-- *effect*: the signed change of the mean, candidate minus baseline, divided by the dimension's scale:
-  1 for binary dimensions (so it is the absolute rate change) and similarity, the value range for
-  bounded continuous ones (tone: 2), and max(|mean_b|, |mean_c|) for unbounded ones (length), which
-  makes it a symmetric relative change in [-1, 1]. `ci_low`/`ci_high` are on the same scale.
+- *effect*: the mean of the per-pair changes (`pair_effects`), candidate minus baseline: the absolute
+  change for binary dimensions (so the rate change) and similarity, the change divided by the value
+  range for bounded continuous ones (tone: 2), and each pair's symmetric relative change
+  (c - b) / max(|b|, |c|) for unbounded ones (length), so every effect lies in [-1, 1]. Intervals are on the same scale: `ci_low`/`ci_high`
+  at the dimension's Holm-adjusted level (it excludes 0 exactly when the change is significant) and
+  `equivalence_low`/`equivalence_high` at 1 - 2 alpha (the TOST interval compared with +/-margin).
   `raw_effect` is the change in the dimension's own unit (words, markdown elements, ...).
 - *practical effect*: |effect|. The tenant's `drift_alert_threshold` and the noise floor are on this scale.
-- A dimension *drifts* when its Holm-adjusted p-value is below alpha AND its practical effect reaches
-  max(threshold, noise floor). It is a *near miss* when it is significant but reaches only half that bar,
-  or reaches the bar with an adjusted p-value below 5 x alpha (capped at 0.1).
+- *verdict*: `drift`, `equivalent` or `inconclusive` by the rule in `verdicts` (margin = threshold).
+  An inconclusive dimension is a *near miss* (the WARN check) when it is significant but reaches only
+  half the drift bar, or reaches the bar with an adjusted p-value below 5 x alpha (capped at 0.1).
 - *noise floor*: the practical effect seen between two replays of the pinned model on the same inputs.
 """
 
@@ -24,6 +26,9 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from drift_pipeline.detection import verdicts
+from drift_pipeline.detection.intervals import PairedMeans, PairedProportions, SimilarityGap
+from drift_pipeline.detection.verdicts import Evidence
 from drift_pipeline.errors import InvalidInputError
 
 Correction = Literal["holm", "bh"]
@@ -62,6 +67,12 @@ class DimensionResult:
     near_miss: bool = False
     direction: str = "none"
     changed_pairs: int = 0
+    verdict: str = "inconclusive"  # drift | equivalent | inconclusive (verdicts.py); "untested" when descriptive
+    verdict_reason: str = ""
+    margin: float | None = None
+    equivalence_low: float | None = None
+    equivalence_high: float | None = None
+    pairs_needed: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: _clean(v) for k, v in asdict(self).items()}
@@ -93,7 +104,7 @@ class NoiseFloor:
                 similarities = [float(x) for x in cand]
                 floors[spec.name] = float(1.0 - cand.mean())
             else:
-                floors[spec.name] = practical_effect(spec, base.mean(), cand.mean())
+                floors[spec.name] = abs(float(pair_effects(spec, base, cand).mean()))
         return cls(floors=floors, similarities=similarities, n_pairs=int(per_pair["pair_id"].nunique()))
 
     def to_dict(self) -> dict[str, Any]:
@@ -111,75 +122,21 @@ class NoiseFloor:
             raise InvalidInputError(f"noise floor is malformed: {exc}") from exc
 
 
-# --- tests -------------------------------------------------------------------------------------------
-
-
-def mcnemar_exact(baseline: np.ndarray, candidate: np.ndarray) -> float:
-    """Two-sided exact McNemar p-value: a binomial test on the discordant pairs."""
-    from scipy.stats import binomtest
-
-    b = int(np.sum((baseline == 1) & (candidate == 0)))
-    c = int(np.sum((baseline == 0) & (candidate == 1)))
-    if b + c == 0:
-        return 1.0
-    return float(binomtest(c, b + c, 0.5).pvalue)
-
-
-def wilcoxon_signed_rank(baseline: np.ndarray, candidate: np.ndarray) -> float:
-    """Two-sided Wilcoxon signed-rank p-value on the paired differences (zero differences dropped)."""
-    from scipy.stats import wilcoxon
-
-    diffs = candidate - baseline
-    if np.count_nonzero(diffs) == 0:
-        return 1.0
-    return float(wilcoxon(diffs, zero_method="wilcox", alternative="two-sided").pvalue)
-
-
-def similarity_vs_noise(candidate: np.ndarray, noise: np.ndarray) -> float:
-    """One-sided Mann-Whitney p-value that candidate similarities sit below the pinned-vs-pinned ones."""
-    from scipy.stats import mannwhitneyu
-
-    if np.all(candidate == candidate[0]) and np.all(noise == candidate[0]):
-        return 1.0
-    return float(mannwhitneyu(candidate, noise, alternative="less").pvalue)
-
-
-def bootstrap_ci(
-    samples: Sequence[np.ndarray], confidence: float, *, n_resamples: int = 2000, seed: int = 0
-) -> tuple[float, float]:
-    """Percentile bootstrap CI of a mean (one sample: paired differences) or a difference of means (two)."""
-    from scipy.stats import bootstrap
-
-    samples = [np.asarray(s, dtype=float) for s in samples]
-    if len(samples) == 1:
-        stat = lambda x, axis=-1: np.mean(x, axis=axis)  # noqa: E731
-        point = float(samples[0].mean())
-    else:
-        stat = lambda x, y, axis=-1: np.mean(x, axis=axis) - np.mean(y, axis=axis)  # noqa: E731
-        point = float(samples[0].mean() - samples[1].mean())
-    if all(np.ptp(s) == 0 for s in samples) or min(len(s) for s in samples) < 2:
-        return point, point  # a constant sample has no sampling spread to resample
-    res = bootstrap(
-        tuple(samples),
-        stat,
-        confidence_level=confidence,
-        n_resamples=n_resamples,
-        method="percentile",
-        vectorized=True,
-        rng=np.random.default_rng(seed),
-    )
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+# --- multiple testing ----------------------------------------------------------------------------------
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
-    """Holm step-down adjusted p-values (family-wise error control)."""
+    """Holm step-down adjusted p-values (family-wise error control).
+
+    Hand-written on purpose: statsmodels' `multipletests` runs a full `gc.collect()` on every call, which
+    costs 60 ms to a second in a process holding models, and scoring calls this once per comparison.
+    """
     p = np.asarray(p_values, dtype=float)
-    m = len(p)
     order = np.argsort(p, kind="stable")
-    adjusted = np.empty(m)
+    adjusted = np.empty(len(p))
     running = 0.0
     for rank, idx in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p[idx]))
+        running = max(running, min(1.0, (len(p) - rank) * p[idx]))
         adjusted[idx] = running
     return adjusted.tolist()
 
@@ -196,19 +153,19 @@ def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
 # --- effects -----------------------------------------------------------------------------------------
 
 
-def effect_scale(spec: DimensionSpec, baseline_mean: float, candidate_mean: float) -> float:
-    """The divisor that puts a dimension's mean change on the 0..1 threshold scale (module docstring)."""
+def pair_effects(spec: DimensionSpec, baseline: np.ndarray, candidate: np.ndarray) -> np.ndarray:
+    """Each pair's change on the 0..1 threshold scale (module docstring); the effect is their mean.
+
+    Unbounded dimensions use each pair's symmetric relative change, (c - b) / max(|b|, |c|), in [-1, 1]:
+    one very long answer cannot swamp a hundred ordinary ones, and the interval needs no plug-in bound.
+    """
+    diff = candidate - baseline
     if spec.kind in ("binary", "similarity"):
-        return 1.0
+        return diff
     if spec.span:
-        return float(spec.span)
-    scale = max(abs(baseline_mean), abs(candidate_mean))
-    return float(scale) if scale > 0 else 1.0
-
-
-def practical_effect(spec: DimensionSpec, baseline_mean: float, candidate_mean: float) -> float:
-    """|effect| on the 0..1 scale compared with the threshold (see the module docstring)."""
-    return abs(candidate_mean - baseline_mean) / effect_scale(spec, baseline_mean, candidate_mean)
+        return diff / spec.span
+    larger = np.maximum(np.abs(baseline), np.abs(candidate))
+    return np.divide(diff, larger, out=np.zeros_like(diff, dtype=float), where=larger > 0)
 
 
 def _values(per_pair: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -223,100 +180,50 @@ def _direction(effect: float | None) -> str:
     return "up" if effect > 0 else "down"
 
 
-def _test_one(
-    spec: DimensionSpec,
-    base: np.ndarray,
-    cand: np.ndarray,
-    threshold: float,
-    alpha: float,
-    noise: NoiseFloor | None,
-    n_resamples: int,
+def _evidence(spec: DimensionSpec, base: np.ndarray, cand: np.ndarray, noise: NoiseFloor | None) -> Evidence | None:
+    """What the pairs say about this dimension's effect on the 0..1 scale; None when it cannot be tested."""
+    if spec.kind == "binary":
+        return PairedProportions.from_values(base, cand)
+    if spec.kind == "similarity":
+        if noise is None or len(noise.similarities) < 2:
+            # Without a self-replay of the pinned model there is no reference for "similar enough": sampling
+            # noise alone makes texts differ, so the value is reported but not tested (never cry wolf).
+            return None
+        return SimilarityGap.from_values(cand, np.asarray(noise.similarities, dtype=float))
+    return PairedMeans.from_values(pair_effects(spec, base, cand))  # every per-pair change lies in [-1, 1]
+
+
+TESTS = {"binary": "tango-score", "continuous": "t-with-change-share-bound", "similarity": "welch-vs-noise-floor"}
+
+
+def _describe(
+    spec: DimensionSpec, base: np.ndarray, cand: np.ndarray, threshold: float, noise: NoiseFloor | None
 ) -> DimensionResult:
-    confidence = 1.0 - alpha  # the CI matches the test level: a 99% interval for alpha = 0.01
-    n = len(base)
+    """The descriptive figures of one dimension (means, effects, changed pairs); the verdict comes later."""
     floor = noise.floors.get(spec.name) if noise else None
     if spec.kind == "similarity":
-        return _test_similarity(spec, cand, threshold, confidence, noise, n_resamples)
+        c_mean = float(cand.mean())
+        ref = np.asarray(noise.similarities, dtype=float) if noise and len(noise.similarities) >= 2 else None
+        r_mean = float(ref.mean()) if ref is not None else 1.0
+        effect = c_mean - r_mean
+        return DimensionResult(
+            name=spec.name, kind=spec.kind, n=len(cand), baseline_value=r_mean, candidate_value=c_mean,
+            effect=effect, raw_effect=effect, relative_effect=None if r_mean == 0 else effect / r_mean,
+            practical_effect=max(0.0, r_mean - c_mean) if ref is not None else 1.0 - c_mean,
+            ci_low=None, ci_high=None, p_value=None, p_adjusted=None, test=None,
+            noise_floor=float(1.0 - r_mean) if ref is not None else None, threshold=threshold,
+            direction=_direction(effect), changed_pairs=int(np.sum(cand < 1.0)),
+        )  # fmt: skip
     b_mean, c_mean = float(base.mean()), float(cand.mean())
     raw = c_mean - b_mean
-    if spec.kind == "binary":
-        test, p = "mcnemar-exact", mcnemar_exact(base, cand)
-        changed = int(np.sum(base != cand))
-    else:
-        test, p = "wilcoxon-signed-rank", wilcoxon_signed_rank(base, cand)
-        changed = int(np.count_nonzero(cand - base))
-    scale = effect_scale(spec, b_mean, c_mean)
-    lo, hi = bootstrap_ci([cand - base], confidence, n_resamples=n_resamples) if n_resamples else (math.nan, math.nan)
+    effect = float(pair_effects(spec, base, cand).mean())
     return DimensionResult(
-        name=spec.name,
-        kind=spec.kind,
-        n=n,
-        baseline_value=b_mean,
-        candidate_value=c_mean,
-        effect=raw / scale,
-        raw_effect=raw,
-        relative_effect=None if b_mean == 0 else raw / abs(b_mean),
-        practical_effect=abs(raw) / scale,
-        ci_low=lo / scale,
-        ci_high=hi / scale,
-        p_value=p,
-        p_adjusted=None,
-        test=test,
-        noise_floor=floor,
-        threshold=threshold,
-        direction=_direction(raw),
-        changed_pairs=changed,
-    )
-
-
-def _test_similarity(
-    spec: DimensionSpec,
-    cand: np.ndarray,
-    threshold: float,
-    confidence: float,
-    noise: NoiseFloor | None,
-    n_resamples: int,
-) -> DimensionResult:
-    """Similarity has no paired 'baseline value': it is judged against the pinned model's self-similarity."""
-    c_mean = float(cand.mean())
-    changed = int(np.sum(cand < 1.0))
-    result = DimensionResult(
-        name=spec.name,
-        kind=spec.kind,
-        n=len(cand),
-        baseline_value=1.0,
-        candidate_value=c_mean,
-        effect=c_mean - 1.0,
-        raw_effect=c_mean - 1.0,
-        relative_effect=c_mean - 1.0,
-        practical_effect=1.0 - c_mean,
-        ci_low=None,
-        ci_high=None,
-        p_value=None,
-        p_adjusted=None,
-        test=None,
-        noise_floor=None,
-        threshold=threshold,
-        direction=_direction(c_mean - 1.0),
-        changed_pairs=changed,
-    )
-    if noise is None or len(noise.similarities) < 2:
-        # Without a self-replay of the pinned model there is no reference for "similar enough": sampling
-        # noise alone makes texts differ, so the value is reported but not tested (never cry wolf).
-        return result
-    ref = np.asarray(noise.similarities, dtype=float)
-    r_mean = float(ref.mean())
-    result.baseline_value = r_mean
-    result.effect = result.raw_effect = c_mean - r_mean
-    result.relative_effect = None if r_mean == 0 else result.effect / r_mean
-    result.practical_effect = max(0.0, r_mean - c_mean)
-    if n_resamples:
-        result.ci_low, result.ci_high = bootstrap_ci([cand, ref], confidence, n_resamples=n_resamples)
-    result.p_value = similarity_vs_noise(cand, ref)
-    result.test = "mann-whitney-vs-noise-floor"
-    result.noise_floor = float(1.0 - r_mean)
-    result.direction = _direction(result.effect)
-    return result
+        name=spec.name, kind=spec.kind, n=len(base), baseline_value=b_mean, candidate_value=c_mean,
+        effect=effect, raw_effect=raw, relative_effect=None if b_mean == 0 else raw / abs(b_mean),
+        practical_effect=abs(effect), ci_low=None, ci_high=None, p_value=None, p_adjusted=None,
+        test=None, noise_floor=floor, threshold=threshold, direction=_direction(raw),
+        changed_pairs=int(np.sum(base != cand)),
+    )  # fmt: skip
 
 
 def evaluate(
@@ -327,38 +234,58 @@ def evaluate(
     alpha: float = 0.01,
     noise_floor: NoiseFloor | None = None,
     correction: Correction = "holm",
-    n_resamples: int = 2000,
 ) -> tuple[list[DimensionResult], list[str]]:
-    """Test every dimension, correct for multiple testing, decide drift; returns (results, not applicable).
+    """Test every dimension, correct for multiple testing, give each its verdict; returns (results, not applicable).
 
-    `n_resamples` is the bootstrap size of the confidence intervals (0 skips them: the verdict does not
-    depend on them, which the power simulations use).
+    The margin of equivalence is the threshold (the tenant's `drift_alert_threshold`); see `verdicts`.
     """
     validate_levels(threshold, alpha)
     results: list[DimensionResult] = []
+    evidence: list[Evidence | None] = []
     not_applicable: list[str] = []
     for spec in specs:
         base, cand = _values(per_pair, spec.name)
         if len(base) == 0:
             not_applicable.append(spec.name)
             continue
-        results.append(_test_one(spec, base, cand, threshold, alpha, noise_floor, n_resamples))
-    tested = [r for r in results if r.p_value is not None]
+        results.append(_describe(spec, base, cand, threshold, noise_floor))
+        evidence.append(_evidence(spec, base, cand, noise_floor))
+    tested = [(r, e) for r, e in zip(results, evidence, strict=True) if e is not None]
+    for result, ev in tested:
+        result.p_value = ev.interval(alpha).p_value
+        result.test = TESTS[result.kind]
     adjust = holm if correction == "holm" else benjamini_hochberg
-    for result, p_adj in zip(tested, adjust([r.p_value for r in tested]), strict=True):  # type: ignore[misc]
+    for (result, ev), p_adj in zip(tested, adjust([r.p_value for r, _ in tested]), strict=True):  # type: ignore[misc]
         result.p_adjusted = p_adj
-        _decide(result, alpha)
+        _decide(result, ev, alpha, len(tested))
+    for result in results:
+        if result.p_value is None:
+            result.verdict, result.verdict_reason = "untested", "no noise floor to test similarity against"
     return results, not_applicable
 
 
-def _decide(result: DimensionResult, alpha: float) -> None:
-    bar = max(result.threshold, result.noise_floor or 0.0) if result.kind != "similarity" else result.threshold
-    effect = result.practical_effect or 0.0
+def _decide(result: DimensionResult, evidence: Evidence, alpha: float, tests: int) -> None:
+    floor = result.noise_floor if result.kind != "similarity" else None
+    bar = max(result.threshold, floor or 0.0)
     p = result.p_adjusted if result.p_adjusted is not None else 1.0
-    significant = p < alpha
-    result.drifted = significant and effect >= bar
+    decision = verdicts.decide(
+        evidence, p_adjusted=p, alpha=alpha, margin=result.threshold, bar=bar, floor=floor, tests=tests
+    )
+    result.verdict, result.verdict_reason = decision.verdict, decision.reason
+    result.drifted = decision.verdict == "drift"
+    result.ci_low, result.ci_high = decision.drift_interval.low, decision.drift_interval.high
+    result.equivalence_low, result.equivalence_high = (
+        decision.equivalence_interval.low,
+        decision.equivalence_interval.high,
+    )
+    result.margin, result.pairs_needed = result.threshold, decision.pairs_needed
+    effect = result.practical_effect or 0.0
     loose = min(0.1, 5 * alpha)
-    result.near_miss = not result.drifted and ((significant and effect >= 0.5 * bar) or (p < loose and effect >= bar))
+    significant = p < alpha
+    # A near miss (the WARN check) is close to drift without being it; equivalence rules it out.
+    result.near_miss = decision.verdict == "inconclusive" and (
+        (significant and effect >= 0.5 * bar) or (p < loose and effect >= bar)
+    )
 
 
 def validate_levels(threshold: float, alpha: float) -> None:

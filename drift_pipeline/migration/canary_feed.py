@@ -1,25 +1,15 @@
-"""Live canary monitoring from captured traffic: feeds `gates.observe` with the canary and pinned slices.
+"""Live canary monitoring from captured traffic: feeds `promotion.observe` with the canary and pinned slices.
 
 For every migration in canary, the tenant agent's committed traffic since the last look is turned into
-observations `{"route", "refusal", "error", "schema_failure"}` and handed to `gates.observe`, which runs the
-always-valid test and aborts the canary on a breach; the abort alert goes out through `alerts.AlertRouter`.
-
-Which slice a record is in (decided from the record alone):
-
-- only records of the migration's tenant and agent, timestamped at or after the canary started, count;
-- **canary** when its requested, pinned or served model names the candidate (`to_model_id`, also as
-  ``provider/model_id`` or any ``.../model_id``);
-- otherwise **pinned** when one of them names the pinned version (`from_model_id`);
-- otherwise it is *unattributed* (another model served it): counted in the state, never observed.
-
-Outcomes: `error` = the record's error field is set; `refusal` = `dimensions.refusal.is_refusal` on the
-response text (unknown for a failed call; never for a tool call); `schema_failure` = the manifest has a
-`response_schema` and the text is not JSON valid against it (unknown for a failed call or a tool call).
+observations `{"route", "refusal", "error", "schema_failure"}` and handed to `promotion.observe`, which runs
+the always-valid test and aborts the canary on a breach; the abort alert goes out through
+`alerts.router.AlertRouter`. Only records of the migration's tenant and agent, timestamped at or after the
+canary started, count; `canary_records` decides each one's slice and outcomes.
 
 Counting each record once: the state per migration (``monitor/canary/tenant=<t>/migration-<id>.json`` in
 object storage) holds a timestamp watermark and the ids of the records seen within `lateness` of it. A
 look reads only records newer than `watermark - lateness` that are not among those ids, so a batch that
-lands late (capture retries) is still counted, exactly once. The state is written *before* `gates.observe`
+lands late (capture retries) is still counted, exactly once. The state is written *before* `promotion.observe`
 and restored when it raises, so a record is counted at most once even if the process dies in between
 (then that one batch is lost, which only delays an alarm; counting twice could raise a false one).
 Records arriving more than `lateness` after newer ones were counted are missed (and not counted).
@@ -37,19 +27,19 @@ from typing import Any
 
 import pandas as pd
 
-from drift_pipeline.alerts.router import AlertRouter, DriftEvent
-from drift_pipeline.detection.dimensions.base import parse_json_text
-from drift_pipeline.detection.dimensions.refusal import is_refusal
-from drift_pipeline.detection.dimensions.schema_compliance import validator_for
-from drift_pipeline.migration import gates
+from drift_pipeline.alerts.events import CANARY_EPISODE, DriftEvent
+from drift_pipeline.alerts.router import AlertRouter
+from drift_pipeline.identifiers import check_identifier
+from drift_pipeline.migration import promotion, states
+from drift_pipeline.migration.canary_records import outcomes, route_of
+from drift_pipeline.migration.details import MigrationDetails
 from drift_pipeline.persistence.db import Store
-from drift_pipeline.persistence.objects import TRAFFIC_DATASET, ObjectStore, validate_slug
+from drift_pipeline.persistence.objects import TRAFFIC_DATASET, ObjectStore
 from drift_pipeline.versioning import manifests
 
 log = logging.getLogger(__name__)
 
 ACTOR = "canary-monitor"
-EPISODE_PREFIX = "canary:"
 DEFAULT_LATENESS = timedelta(minutes=15)
 STATE_PREFIX = "monitor/canary"
 _COLUMNS = [
@@ -120,9 +110,9 @@ class CanaryCheck:
 # ------------------------------------------------------------------------------------------- public
 
 
-def active_canaries(store: Store) -> list[gates.MigrationInfo]:
+def active_canaries(store: Store) -> list[states.MigrationInfo]:
     """Every migration currently in canary."""
-    return [m for m in gates.list_migrations(store, open_only=True) if m.state == "canary"]
+    return [m for m in states.list_migrations(store, open_only=True) if m.state == "canary"]
 
 
 def monitor_all(
@@ -152,7 +142,7 @@ def monitor_all(
 def monitor_migration(
     store: Store,
     objects: ObjectStore,
-    migration: gates.MigrationInfo,
+    migration: states.MigrationInfo,
     *,
     router: AlertRouter | None = None,
     now: datetime | None = None,
@@ -172,7 +162,7 @@ def monitor_migration(
     new_state.looks += 1
     save_state(objects, migration, new_state)  # first: a crash before the commit loses a batch, never doubles it
     try:
-        verdict = gates.observe(store, migration.id, observations, alert=_alert_hook(router), actor=actor)
+        verdict = promotion.observe(store, migration.id, observations, alert=_alert_hook(router), actor=actor)
     except Exception:
         save_state(objects, migration, state)  # nothing was counted: the next look takes these records again
         raise
@@ -188,7 +178,7 @@ def monitor_migration(
 
 
 def classify(
-    migration: gates.MigrationInfo,
+    migration: states.MigrationInfo,
     records: pd.DataFrame,
     state: MonitorState,
     response_schema: dict[str, Any] | None,
@@ -223,34 +213,11 @@ def classify(
     return observations, new_state, dict(skipped)
 
 
-def route_of(record: Mapping[str, Any], migration: gates.MigrationInfo) -> str | None:
-    """'canary' / 'pinned' / None (the record names neither the candidate nor the pin): see the module doc."""
-    names = [str(record.get(k) or "") for k in ("requested_model", "pinned_model_id", "served_model")]
-    if any(_names_model(n, migration.to_model_id) for n in names):
-        return "canary"
-    if any(_names_model(n, migration.from_model_id) for n in names):
-        return "pinned"
-    return None
-
-
-def outcomes(record: Mapping[str, Any], response_schema: dict[str, Any] | None) -> dict[str, bool | None]:
-    """The binary outcomes of one record (None: unknown, not counted for that dimension)."""
-    failed = bool(_text(record.get("error")))
-    if failed:
-        return {"error": True, "refusal": None, "schema_failure": None}
-    text = _text(record.get("response_text"))
-    tool_call = _has_tool_calls(record.get("tool_calls"))
-    result: dict[str, bool | None] = {"error": False, "refusal": False if tool_call else is_refusal(text)}
-    if response_schema is not None:
-        result["schema_failure"] = None if tool_call else not _valid(text, response_schema)
-    return result
-
-
-def canary_started_at(migration: gates.MigrationInfo) -> datetime:
+def canary_started_at(migration: states.MigrationInfo) -> datetime:
     """When the canary first routed traffic (the first share in its history)."""
-    history = migration.details.get("share_history") or []
+    history = MigrationDetails.load(migration.details).share_history
     if history:
-        return _parse_ts(history[0]["since"]) or migration.updated_at
+        return _parse_ts(history[0].since) or migration.updated_at
     return migration.updated_at
 
 
@@ -259,7 +226,7 @@ def canary_started_at(migration: gates.MigrationInfo) -> datetime:
 
 def read_new_traffic(
     objects: ObjectStore,
-    migration: gates.MigrationInfo,
+    migration: states.MigrationInfo,
     state: MonitorState,
     *,
     now: datetime,
@@ -270,7 +237,7 @@ def read_new_traffic(
     Only days from the canary start (or the watermark minus `lateness`) to today, and only batches
     committed after that point: an older batch cannot hold a newer record.
     """
-    tenant = validate_slug(migration.tenant_id)
+    tenant = check_identifier(migration.tenant_id, "tenant id")
     lower = max(canary_started_at(migration), _floor(state, lateness) or datetime.min.replace(tzinfo=UTC))
     frames = []
     for ref in objects.list_batches(TRAFFIC_DATASET, tenant, lower.date(), now.date()):
@@ -288,11 +255,12 @@ def read_new_traffic(
 # ------------------------------------------------------------------------------------------ state
 
 
-def state_path(migration: gates.MigrationInfo) -> str:
-    return f"{STATE_PREFIX}/tenant={validate_slug(migration.tenant_id)}/migration-{migration.id}.json"
+def state_path(migration: states.MigrationInfo) -> str:
+    tenant = check_identifier(migration.tenant_id, "tenant id")
+    return f"{STATE_PREFIX}/tenant={tenant}/migration-{migration.id}.json"
 
 
-def load_state(objects: ObjectStore, migration: gates.MigrationInfo) -> MonitorState:
+def load_state(objects: ObjectStore, migration: states.MigrationInfo) -> MonitorState:
     """The migration's monitor state, or a fresh one on its first look."""
     rel = state_path(migration)
     if not objects.exists(rel):
@@ -300,7 +268,7 @@ def load_state(objects: ObjectStore, migration: gates.MigrationInfo) -> MonitorS
     return MonitorState.from_dict(objects.read_json(rel))
 
 
-def save_state(objects: ObjectStore, migration: gates.MigrationInfo, state: MonitorState) -> None:
+def save_state(objects: ObjectStore, migration: states.MigrationInfo, state: MonitorState) -> None:
     objects.write_json(state_path(migration), state.to_dict())
 
 
@@ -318,7 +286,7 @@ def _alert_hook(router: AlertRouter | None) -> Callable[[dict[str, Any]], None] 
 
 
 def abort_event(event: Mapping[str, Any]) -> DriftEvent:
-    """The tenant-scoped ERROR alert for a canary the gate aborted (`gates` hands us `event`)."""
+    """The tenant-scoped ERROR alert for a canary the gate aborted (`promotion.observe` hands us `event`)."""
     breach = event.get("breach") or {}
     dims = breach.get("dimensions") or []
     changes = ", ".join(
@@ -331,7 +299,7 @@ def abort_event(event: Mapping[str, Any]) -> DriftEvent:
     return DriftEvent(
         tenant_id=event["tenant_id"],
         agent_id=event["agent_id"],
-        episode=f"{EPISODE_PREFIX}{event['migration_id']}",
+        episode=f"{CANARY_EPISODE}{event['migration_id']}",
         severity="ERROR",
         summary=summary,
         dimensions=[d["dimension"] for d in dims],
@@ -369,10 +337,6 @@ def _floor(state: MonitorState, lateness: timedelta) -> datetime | None:
     return datetime.fromisoformat(state.watermark) - lateness
 
 
-def _names_model(name: str, model_id: str) -> bool:
-    return bool(name) and (name == model_id or name.endswith(f"/{model_id}"))
-
-
 def _parse_ts(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         ts = value
@@ -382,27 +346,6 @@ def _parse_ts(value: Any) -> datetime | None:
         except (TypeError, ValueError):
             return None
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
-
-
-def _text(value: Any) -> str:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return ""
-    return str(value)
-
-
-def _has_tool_calls(value: Any) -> bool:
-    text = _text(value)
-    if not text or text == "null":
-        return False
-    try:
-        return bool(json.loads(text))
-    except ValueError:
-        return True
-
-
-def _valid(text: str, schema: dict[str, Any]) -> bool:
-    ok, data = parse_json_text(text)
-    return ok and validator_for(schema).is_valid(data)
 
 
 def _rate(value: float | None) -> str:

@@ -10,22 +10,25 @@ audit trail since the date, with the audit chain verified.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
 from drift_pipeline.errors import InvalidInputError
-from drift_pipeline.migration import gates
+from drift_pipeline.migration import states
 from drift_pipeline.persistence import audit
 from drift_pipeline.persistence.db import Store
 from drift_pipeline.persistence.tables import AliasResolution, Baseline
 from drift_pipeline.versioning import manifests, registry
 
-SCHEMA_VERSION = "1.0"
-ReportFinder = Callable[[str, str], dict[str, Any] | None]
+SCHEMA_VERSION = "1.1"
+# Finds the newest stored drift report of (tenant, agent) against a model id, or None.
+ReportFinder = Callable[[str, str, str], dict[str, Any] | None]
+MAX_REPORT_AGE = timedelta(days=2)  # the nightly replay runs daily: older evidence is not today's
 
 
 def build(
@@ -36,15 +39,19 @@ def build(
     *,
     report: dict[str, Any] | None = None,
     find_report: ReportFinder | None = None,
+    max_age: timedelta = MAX_REPORT_AGE,
 ) -> dict[str, Any]:
-    """Assemble the evidence. `report` is a drift report; else `find_report(tenant, agent)` looks one up."""
+    """Assemble the evidence. `report` is a drift report; else `find_report(tenant, agent, pinned model)`
+    looks up the newest stored one. Only a current, equivalent report for the pinned model answers
+    `equivalent` (docs/scoring.md, "Verdicts")."""
     history = manifests.history(store, tenant_id, agent_id)
     current = history[-1]
     validated = next((m for m in reversed(history) if _utc(m.created_at) <= since), history[0])
     if report is None and find_report is not None:
-        report = find_report(tenant_id, agent_id)
+        report = find_report(tenant_id, agent_id, current.pinned_model_id)
     if report is not None:
         _check_report(report, tenant_id, agent_id)
+    now = audit.utcnow()
     chain = audit.verify(store)
     return {
         "schema_version": SCHEMA_VERSION,
@@ -56,7 +63,7 @@ def build(
         "agent_id": agent_id,
         "since": since.isoformat(),
         "generated_at": audit.utcnow().isoformat(),
-        "answer": _answer(report, validated, current),
+        "answer": _answer(report, validated, current, now=now, max_age=max_age),
         "validated": _revision(validated),
         "current": _revision(current),
         "baseline": _baseline(store, current.behavioral_baseline_id),
@@ -66,7 +73,7 @@ def build(
             "manifest_revisions": [_revision(m) for m in history],
             "aliases": _alias_history(store, {m.pinned_model_id for m in history}),
         },
-        "migrations": [_migration(m) for m in gates.list_migrations(store, tenant_id, agent_id)],
+        "migrations": [_migration(m) for m in states.list_migrations(store, tenant_id, agent_id)],
         "audit_trail": audit.entries(store, tenant_id=tenant_id, since=since),
         "audit_chain": {
             "ok": chain.ok,
@@ -109,33 +116,91 @@ def render_html(evidence: dict[str, Any]) -> str:
 
 
 def _answer(
-    report: dict[str, Any] | None, validated: manifests.Manifest, current: manifests.Manifest
+    report: dict[str, Any] | None,
+    validated: manifests.Manifest,
+    current: manifests.Manifest,
+    *,
+    now: datetime,
+    max_age: timedelta,
 ) -> dict[str, Any]:
+    """`equivalent` only on an equivalent, current report for the pinned model; else what is missing."""
     notes = []
     if validated.pinned_model_id != current.pinned_model_id:
         notes.append(
             f"the pin changed since then: {validated.pinned_model_id} (revision {validated.revision}) -> "
             f"{current.pinned_model_id} (revision {current.revision})"
         )
+
+    def answer(verdict: str, summary: str, **extra: Any) -> dict[str, Any]:
+        return {"verdict": verdict, "summary": summary, "notes": notes, **extra}
+
     if report is None:
-        return {"verdict": "not assessed", "summary": "no replay or drift report is available", "notes": notes}
-    if report.get("candidate") not in (None, current.pinned_model_id):
-        notes.append(f"the report's candidate is {report.get('candidate')}, not the pinned {current.pinned_model_id}")
-    drifted = [d["name"] for d in report.get("dimensions", []) if d.get("drifted")]
-    if report.get("drift_detected"):
-        verdict, summary = "not equivalent", "drift detected in " + (", ".join(drifted) or "the overall verdict")
-    else:
-        verdict = "equivalent"
-        summary = (
-            f"no behavioural dimension differs beyond threshold {report.get('threshold')} at alpha "
-            f"{report.get('alpha')} over {report.get('n_pairs')} paired replays"
+        return answer("inconclusive", "no drift report of the pinned model is stored: run the nightly replay")
+    meta = {"report_generated_at": report.get("generated_at"), "report_uri": report.get("report_uri")}
+    generated = _parse_time(report.get("generated_at"))
+    if generated is not None:
+        meta["report_age_hours"] = round((now - generated).total_seconds() / 3600, 1)
+    if report.get("candidate") != current.pinned_model_id:
+        return answer(
+            "inconclusive",
+            f"the report is about {report.get('candidate')!r}, not the pinned {current.pinned_model_id}",
+            **meta,
         )
-    return {"verdict": verdict, "summary": summary, "notes": notes, "report_generated_at": report.get("generated_at")}
+    dims = [d for d in report["dimensions"] if d.get("p_value") is not None]
+    drifted = [d["name"] for d in dims if d.get("drifted") or d.get("verdict") == "drift"]
+    if drifted or report.get("drift_detected"):
+        return answer("not equivalent", "drift detected in " + (", ".join(drifted) or "the overall verdict"), **meta)
+    if generated is None or now - generated > max_age:
+        age = "of unknown age" if generated is None else f"{(now - generated).days} day(s) old"
+        return answer(
+            "inconclusive",
+            f"the latest report is {age}; today's evidence needs one from the last {max_age.days} day(s)",
+            **meta,
+        )
+    margin, alpha, n = report.get("margin", report.get("threshold")), report.get("alpha"), report.get("n_pairs")
+    unproven = [d["name"] for d in dims if not _equivalent(d, margin)]
+    if dims and not unproven and report.get("verdict") == "equivalent":
+        return answer(
+            "equivalent",
+            f"every tested dimension's {1 - 2 * float(alpha):.0%} interval lies within +/-{margin} over {n} "
+            f"paired replays (two one-sided tests: at most {alpha} chance of calling a real change of the "
+            "margin equivalent)",
+            **meta,
+        )
+    needed = report.get("pairs_needed")
+    return answer(
+        "inconclusive",
+        f"no drift, but equivalence within +/-{margin} is not shown for {', '.join(unproven) or 'any dimension'} "
+        f"over {n} paired replays" + (f"; about {needed} pairs would likely decide" if needed else ""),
+        **meta,
+    )
+
+
+def _equivalent(dim: dict[str, Any], margin: Any) -> bool:
+    """The dimension's own interval inside +/-margin (never trusting a verdict string alone)."""
+    low, high = dim.get("equivalence_low"), dim.get("equivalence_high")
+    numbers = (low, high, margin)
+    if not all(isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in numbers):
+        return False
+    return dim.get("verdict") == "equivalent" and -margin < low <= high < margin  # type: ignore[operator]
+
+
+def _parse_time(value: Any) -> datetime | None:
+    try:
+        return _utc(datetime.fromisoformat(str(value)))
+    except (TypeError, ValueError):
+        return None
 
 
 def _check_report(report: dict[str, Any], tenant_id: str, agent_id: str) -> None:
-    if "dimensions" not in report or "drift_detected" not in report:
+    if not isinstance(report.get("dimensions"), list) or "drift_detected" not in report:
         raise InvalidInputError("the drift report has no 'dimensions'/'drift_detected': not a drift report")
+    n_pairs = report.get("n_pairs")
+    if isinstance(n_pairs, bool) or not isinstance(n_pairs, int) or n_pairs < 1:
+        raise InvalidInputError(f"the drift report has no paired replays (n_pairs {n_pairs!r})")
+    margin = report.get("margin", report.get("threshold"))
+    if isinstance(margin, bool) or not isinstance(margin, int | float) or not 0 < margin <= 1:
+        raise InvalidInputError(f"the drift report's margin must be in (0, 1], got {margin!r}")
     for key, want in (("tenant_id", tenant_id), ("agent_id", agent_id)):
         if report.get(key) not in (None, want):
             raise InvalidInputError(f"the drift report is for {key} {report.get(key)!r}, not {want!r}")
@@ -156,6 +221,12 @@ def _test(dim: dict[str, Any]) -> dict[str, Any]:
         "n",
         "drifted",
         "near_miss",
+        "verdict",
+        "verdict_reason",
+        "margin",
+        "equivalence_low",
+        "equivalence_high",
+        "pairs_needed",
     )
     return {k: dim.get(k) for k in keys}
 
@@ -212,7 +283,7 @@ def _alias_history(store: Store, model_ids: set[str]) -> list[dict[str, Any]]:
     return periods
 
 
-def _migration(m: gates.MigrationInfo) -> dict[str, Any]:
+def _migration(m: states.MigrationInfo) -> dict[str, Any]:
     return {
         "id": m.id,
         "from_model_id": m.from_model_id,
@@ -247,7 +318,7 @@ body{font-family:system-ui,sans-serif;margin:2rem;max-width:1100px;color:#222}
 table{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem;font-size:.9rem}
 th,td{border:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:top}th{background:#f4f4f4}
 .verdict{font-size:1.3rem;padding:.8rem;border-radius:6px}
-.equivalent{background:#e6f4ea}.not-equivalent{background:#fce8e6}.not-assessed{background:#fef7e0}
+.equivalent{background:#e6f4ea}.not-equivalent{background:#fce8e6}.inconclusive{background:#fef7e0}
 .bad{color:#b3261e;font-weight:600}code{font-size:.8rem}
 </style></head><body>
 <h1>Equivalence evidence: {{ e.tenant_id }}/{{ e.agent_id }}</h1>
@@ -267,10 +338,12 @@ th,td{border:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:t
 {% else %}<p>No behavioural baseline recorded.</p>{% endif %}
 
 <h2>Tests (latest replay)</h2>
-{% if e.tests %}<table><tr><th>dimension</th><th>test</th><th>validated</th><th>today</th><th>effect</th><th>95% CI</th><th>p</th><th>p adj.</th><th>n</th><th>drifted</th></tr>
+{% if e.answer.report_age_hours is defined %}<p>Report {{ e.answer.report_uri | fmt }}, generated {{ e.answer.report_generated_at }} ({{ e.answer.report_age_hours }} hours before this evidence).</p>{% endif %}
+{% if e.tests %}<table><tr><th>dimension</th><th>test</th><th>validated</th><th>today</th><th>effect</th><th>equivalence interval</th><th>margin</th><th>p adj.</th><th>n</th><th>verdict</th></tr>
 {% for t in e.tests %}<tr><td>{{ t.name }}</td><td>{{ t.test | fmt }}</td><td>{{ t.baseline_value | fmt }}</td><td>{{ t.candidate_value | fmt }}</td><td>{{ t.effect | fmt }}</td>
-<td>[{{ t.ci_low | fmt }}, {{ t.ci_high | fmt }}]</td><td>{{ t.p_value | fmt }}</td><td>{{ t.p_adjusted | fmt }}</td><td>{{ t.n | fmt }}</td><td>{% if t.drifted %}<span class="bad">yes</span>{% else %}no{% endif %}</td></tr>{% endfor %}</table>
-{% else %}<p>No replay report available: run a replay and score it, then pass it with <code>--report</code>.</p>{% endif %}
+<td>[{{ t.equivalence_low | fmt }}, {{ t.equivalence_high | fmt }}]</td><td>&plusmn;{{ t.margin | fmt }}</td><td>{{ t.p_adjusted | fmt }}</td><td>{{ t.n | fmt }}</td><td>{% if t.verdict == "drift" %}<span class="bad">drift</span>{% else %}{{ t.verdict | fmt }}{% endif %}</td></tr>{% endfor %}</table>
+<p>Equivalent: the interval lies inside &plusmn;margin (two one-sided tests). Drift: significant after Holm and beyond the margin and the noise floor. Otherwise inconclusive.</p>
+{% else %}<p>No drift report of the pinned model is stored: run the nightly replay.</p>{% endif %}
 
 <h2>Version history</h2>
 <table><tr><th>rev</th><th>created</th><th>by</th><th>model</th><th>baseline</th><th>reason</th></tr>

@@ -1,13 +1,13 @@
-"""The real adapters of the migration gates: staging replay and the promoted model's baseline.
+"""The real adapters of the migration steps: staging replay and the promoted model's baseline.
 
-`ReplayStagingRunner` is the `gates.StagingRunner` that replays a tenant agent's workflow suite (the prompts
+`ReplayStagingRunner` is the `review.StagingRunner` that replays a tenant agent's workflow suite (the prompts
 of the baseline in force: anonymised, stratified sampled traffic, multi-step conversations with the tool
 definitions and response format the agent uses) against the candidate and the pinned model, scores the
 candidate against the baseline, writes the structured diff (JSON + HTML) under the tenant's prefix and
 returns it. The pinned model's replay is the control: when the pinned model itself has drifted since the
 baseline, the reviewer sees it beside the candidate's verdict.
 
-`StagingBaselineCreator` is the `gates.BaselineCreator` that snapshots the promoted version's baseline on
+`StagingBaselineCreator` is the `promotion.BaselineCreator` that snapshots the promoted version's baseline on
 the very suite staging replayed (the candidate replayed twice: responses and noise floor), without
 touching the manifest: the promotion writes pin and baseline in one revision.
 """
@@ -27,7 +27,7 @@ from drift_pipeline.versioning import manifests, registry
 
 if TYPE_CHECKING:
     from drift_pipeline.detection.embeddings import Embedder
-    from drift_pipeline.migration.gates import MigrationInfo
+    from drift_pipeline.migration.states import MigrationInfo
 
 MAX_ERRORS = 3  # replay errors quoted in a staging failure
 
@@ -92,7 +92,7 @@ class ReplayStagingRunner:
 class StagingBaselineCreator:
     """Snapshot the promoted version's baseline on the suite its staging replayed; return the baseline id.
 
-    The manifest is not touched (`point_manifest=False`): `gates.promote` pins the candidate and this
+    The manifest is not touched (`point_manifest=False`): `promotion.promote` pins the candidate and this
     baseline in one revision.
     """
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -146,12 +145,6 @@ def export(rows: list[dict[str, Any]], fmt: str, output: Path | None) -> str | N
         return text
     output.write_text(text, encoding="utf-8")
     return None
-
-
-def iter_tail(store: Store, n: int = 20) -> Iterator[dict[str, Any]]:
-    with store.session() as session:
-        rows = session.execute(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(n)).scalars().all()
-    yield from (_row(e) for e in reversed(rows))
 
 
 def _row_columns() -> tuple[str, ...]:

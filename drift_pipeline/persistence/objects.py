@@ -21,29 +21,21 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pandas as pd
 
 from drift_pipeline.errors import InvalidInputError, NotFoundError
+from drift_pipeline.identifiers import check_identifier
 
-# Slugs only: no '/', '..', '|', ',' or whitespace can reach a path or a Dagster partition key.
-_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-UNKNOWN_TENANT = "_unknown"  # quarantine prefix for records without a usable tenant (never a valid slug)
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+UNKNOWN_TENANT = "_unknown"  # quarantine prefix for records without a usable tenant (never a valid id)
 FORMATS = ("parquet", "jsonl")
 TRAFFIC_DATASET = "traffic"  # accepted traffic records (capture and ingest)
 QUARANTINE_DATASET = "quarantine"  # rejected records with their reason and raw input
-
-
-def validate_slug(value: str, what: str = "tenant id") -> str:
-    """Return `value` if it is a safe identifier, else raise `InvalidInputError`."""
-    if not isinstance(value, str) or not _SLUG.match(value) or ".." in value:
-        raise InvalidInputError(f"invalid {what} {value!r}: use letters, digits, '.', '_' or '-' (no '..')")
-    return value
 
 
 def day_str(value: str | date | datetime) -> str:
@@ -52,7 +44,7 @@ def day_str(value: str | date | datetime) -> str:
         return value.astimezone(UTC).date().isoformat() if value.tzinfo else value.date().isoformat()
     if isinstance(value, date):
         return value.isoformat()
-    if isinstance(value, str) and _DAY.match(value):
+    if isinstance(value, str) and _DAY.fullmatch(value):
         try:
             return date.fromisoformat(value).isoformat()
         except ValueError:
@@ -181,8 +173,8 @@ class ObjectStore:
     @staticmethod
     def partition(dataset: str, tenant_id: str, day: str | date) -> str:
         if tenant_id != UNKNOWN_TENANT:
-            validate_slug(tenant_id)
-        validate_slug(dataset, "dataset")
+            check_identifier(tenant_id, "tenant id")
+        check_identifier(dataset, "dataset")
         return f"{dataset}/tenant={tenant_id}/day={day_str(day)}"
 
     def write_batch(
@@ -199,7 +191,7 @@ class ObjectStore:
         """Write `frame` as one batch and commit it; the same `batch_id` again replaces it (idempotent)."""
         if fmt not in FORMATS:
             raise InvalidInputError(f"unknown batch format {fmt!r}: use one of {', '.join(FORMATS)}")
-        batch_id = validate_slug(batch_id or new_batch_id(), "batch id")
+        batch_id = check_identifier(batch_id or new_batch_id(), "batch id")
         part = self.partition(dataset, tenant_id, day)
         data = frame_to_bytes(frame, fmt)
         rel = f"{part}/{batch_id}.{fmt}"
@@ -271,21 +263,9 @@ class ObjectStore:
         return pd.concat(frames, ignore_index=True)
 
 
-def read_traffic(
-    objects: ObjectStore, tenant_id: str, start: str | date | None = None, end: str | date | None = None
-) -> pd.DataFrame:
-    """A tenant's committed traffic (captured and ingested) for a day range, one row per record_id."""
-    from drift_pipeline.traffic.records import COLUMNS
-
-    frame = objects.read_batches(TRAFFIC_DATASET, validate_slug(tenant_id), start, end)
-    if frame.empty:
-        return pd.DataFrame(columns=list(COLUMNS))
-    return frame.drop_duplicates("record_id", keep="first").reset_index(drop=True)
-
-
 def new_batch_id() -> str:
-    """Time-ordered, unique batch id."""
-    return f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}"
+    """Time-ordered, unique batch id (lowercase 't': ids follow the one identifier rule)."""
+    return f"{datetime.now(UTC).strftime('%Y%m%dt%H%M%S%f')}-{uuid.uuid4().hex[:8]}"
 
 
 def frame_to_bytes(frame: pd.DataFrame, fmt: str) -> bytes:
@@ -303,14 +283,6 @@ def frame_from_bytes(data: bytes, fmt: str, columns: list[str] | None = None) ->
     rows = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
     frame = pd.DataFrame(rows)
     return frame[columns] if columns else frame
-
-
-def days_between(start: str | date, end: str | date) -> Iterator[str]:
-    """Every day from `start` to `end` inclusive."""
-    lo, hi = date.fromisoformat(day_str(start)), date.fromisoformat(day_str(end))
-    while lo <= hi:
-        yield lo.isoformat()
-        lo += timedelta(days=1)
 
 
 def _records(frame: pd.DataFrame) -> Iterable[dict[str, Any]]:

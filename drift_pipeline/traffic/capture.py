@@ -11,7 +11,7 @@ Install once per process::
                        "workflow_type": "refund", "agent_step": "draft"})
 
 The hooks only convert the call to a `TrafficRecord` and `put_nowait` it on a bounded queue; a
-background thread writes batches through `storage.ObjectStore` with retries and exponential backoff.
+background thread writes batches through `persistence.objects.ObjectStore`, retried by `retry.RetryPolicy`.
 When the queue is full or the retries are exhausted the records are counted in `stats()` and logged
 (nothing is dropped silently). Records without a usable tenant are kept in the quarantine.
 """
@@ -31,15 +31,10 @@ import pandas as pd
 from litellm.integrations.custom_logger import CustomLogger  # capture runs in the request path: litellm is loaded
 
 from drift_pipeline.errors import InvalidInputError
-from drift_pipeline.persistence.objects import (
-    QUARANTINE_DATASET,
-    TRAFFIC_DATASET,
-    UNKNOWN_TENANT,
-    ObjectStore,
-    validate_slug,
-)
-from drift_pipeline.traffic.ingest import is_silent_reroute
-from drift_pipeline.traffic.records import TrafficRecord, dumps
+from drift_pipeline.identifiers import check_identifier
+from drift_pipeline.persistence.objects import QUARANTINE_DATASET, TRAFFIC_DATASET, UNKNOWN_TENANT, ObjectStore
+from drift_pipeline.retry import RetryPolicy, attempts_made
+from drift_pipeline.traffic.records import TrafficRecord, dumps, is_silent_reroute
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +60,7 @@ class StorageSink:
         for record in records:
             dataset, tenant = TRAFFIC_DATASET, record.tenant_id
             try:
-                validate_slug(tenant)
+                check_identifier(tenant, "tenant id")
             except InvalidInputError:
                 dataset, tenant = QUARANTINE_DATASET, UNKNOWN_TENANT
             row = record.to_row()
@@ -103,7 +98,10 @@ class TrafficCapture(CustomLogger):
         self.sink: RecordSink = StorageSink(sink, fmt) if isinstance(sink, ObjectStore) else sink
         self.resolver = resolver
         self.batch_size, self.flush_interval = batch_size, flush_interval
-        self.max_retries, self.backoff, self.max_backoff = max_retries, backoff, max_backoff
+        # `max_retries` retries after the first try, backing off from `backoff` up to `max_backoff` seconds.
+        self.retry = RetryPolicy(
+            attempts=max_retries + 1, base_delay_s=backoff, max_delay_s=max_backoff, honour_retry_after=False
+        )
         self._queue: queue.Queue[TrafficRecord] = queue.Queue(maxsize=max_queue)
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
@@ -233,29 +231,31 @@ class TrafficCapture(CustomLogger):
         return batch
 
     def _write_with_retries(self, batch: list[TrafficRecord]) -> None:
-        delay = self.backoff
-        for attempt in range(1, self.max_retries + 2):
-            try:
-                self.sink.write(batch)
-            except Exception as exc:
-                with self._lock:
-                    self.write_failures += 1
-                if attempt > self.max_retries:
-                    self._settle(dropped_sink=len(batch))
-                    log.error(
-                        "drift capture: sink failed %d times, dropped %d records (%d dropped so far): %s",
-                        attempt,
-                        len(batch),
-                        self.dropped_sink_errors,
-                        exc,
-                    )
-                    return
-                log.warning("drift capture: sink write failed (attempt %d), retrying in %.1fs: %s", attempt, delay, exc)
-                self._stop.wait(delay)  # returns at once on close(): remaining retries then run back to back
-                delay = min(self.max_backoff, delay * 2)
-            else:
-                self._settle(written=len(batch))
-                return
+        def warn(attempt: int, exc: BaseException, delay: float) -> None:
+            log.warning("drift capture: sink write failed (attempt %d), retrying in %.1fs: %s", attempt, delay, exc)
+
+        # The stop event is the sleep: it returns at once on close(), and the remaining retries run back to back.
+        retrying = self.retry.retrying(sleep=self._stop.wait, before_sleep=warn)
+        try:
+            for attempt in retrying:
+                with attempt:
+                    try:
+                        self.sink.write(batch)
+                    except Exception:
+                        with self._lock:
+                            self.write_failures += 1
+                        raise
+        except Exception as exc:
+            self._settle(dropped_sink=len(batch))
+            log.error(
+                "drift capture: sink failed %d times, dropped %d records (%d dropped so far): %s",
+                attempts_made(retrying),
+                len(batch),
+                self.dropped_sink_errors,
+                exc,
+            )
+            return
+        self._settle(written=len(batch))
 
     def _settle(self, written: int = 0, dropped_full: int = 0, dropped_sink: int = 0) -> None:
         with self._idle:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
+from datetime import date
 from typing import Any
+
+import pandas as pd
+
+from drift_pipeline.identifiers import check_identifier
+from drift_pipeline.persistence.objects import TRAFFIC_DATASET, ObjectStore
 
 # JSON-valued fields are stored as JSON strings so that Parquet schemas stay stable across batches.
 JSON_FIELDS = ("messages", "tools", "response_format", "tool_calls")
@@ -55,6 +61,17 @@ class TrafficRecord:
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(TrafficRecord))
 
 
+def read_traffic(
+    objects: ObjectStore, tenant_id: str, start: str | date | None = None, end: str | date | None = None
+) -> pd.DataFrame:
+    """A tenant's committed traffic (captured and ingested) for a day range, one row per record_id."""
+    frame = objects.read_batches(TRAFFIC_DATASET, check_identifier(tenant_id, "tenant id"), start, end)
+    if frame.empty:
+        return pd.DataFrame(columns=list(COLUMNS))
+    # A record captured and later ingested (or ingested twice by different runs) is one record.
+    return frame.drop_duplicates("record_id", keep="first").reset_index(drop=True)
+
+
 def compute_record_id(tenant_id: str, agent_id: str, timestamp: str, messages: str) -> str:
     """Deterministic id: ingesting or capturing the same execution twice yields the same id."""
     h = hashlib.sha256("\x1f".join((tenant_id, agent_id, timestamp, messages)).encode("utf-8"))
@@ -71,6 +88,16 @@ def last_user_message(messages_json: str) -> str:
             content = message.get("content")
             return content if isinstance(content, str) else json.dumps(content)
     return ""
+
+
+def normalise_model(name: str | None) -> str:
+    """Compare model names without provider prefixes or case: 'openai/GPT-4o' == 'gpt-4o'."""
+    return (name or "").strip().rsplit("/", 1)[-1].lower()
+
+
+def is_silent_reroute(pinned: str | None, served: str | None) -> bool:
+    """True when the provider served a model other than the pinned one (both known)."""
+    return bool(pinned and served) and normalise_model(pinned) != normalise_model(served)
 
 
 def dumps(value: Any) -> str:

@@ -27,9 +27,10 @@ import numpy as np
 import pandas as pd
 
 from drift_pipeline.errors import InvalidInputError
-from drift_pipeline.persistence.objects import ObjectStore, day_str, read_traffic, validate_slug
+from drift_pipeline.identifiers import check_identifier
+from drift_pipeline.persistence.objects import ObjectStore, day_str
 from drift_pipeline.traffic.privacy import Scrubber
-from drift_pipeline.traffic.records import COLUMNS, last_user_message
+from drift_pipeline.traffic.records import COLUMNS, last_user_message, read_traffic
 
 STRATUM_COLUMNS = ("stratum", "stratum_size", "stratum_sampled", "stratum_weight", "near_duplicates")
 _MERSENNE = (1 << 61) - 1
@@ -60,7 +61,7 @@ class SamplingPolicy:
 
 @dataclass(frozen=True)
 class TenantSampling:
-    """The tenant settings sampling needs (a subset of `manifests.TenantInfo`)."""
+    """The tenant settings sampling needs (a subset of `tenants.TenantInfo`)."""
 
     tenant_id: str
     sampling_consent: bool = True
@@ -68,7 +69,7 @@ class TenantSampling:
 
     @classmethod
     def of(cls, info: Any) -> TenantSampling:
-        """From any object with these attributes (e.g. `manifests.TenantInfo`)."""
+        """From any object with these attributes (e.g. `tenants.TenantInfo`)."""
         return cls(info.tenant_id, bool(info.sampling_consent), dict(info.pii_patterns or {}))
 
 
@@ -113,7 +114,7 @@ def sample_tenant_day(
     `records` must hold only this tenant's rows: another tenant's row is a bug upstream and raises.
     """
     policy = policy or SamplingPolicy()
-    tenant_id, day = validate_slug(tenant.tenant_id), day_str(day)
+    tenant_id, day = check_identifier(tenant.tenant_id, "tenant id"), day_str(day)
     if not tenant.sampling_consent:
         reason = f"tenant {tenant_id} has not given sampling consent: nothing sampled"
         return SampleResult(tenant_id, day, "skipped", reason, empty_sample_frame())
@@ -153,15 +154,15 @@ def sample_from_storage(
     policy: SamplingPolicy | None = None,
 ) -> SampleResult:
     """Read one tenant's committed traffic for `day` (only its own prefix) and sample it."""
-    tenant_id, day = validate_slug(tenant.tenant_id), day_str(day)
+    tenant_id, day = check_identifier(tenant.tenant_id, "tenant id"), day_str(day)
     if not tenant.sampling_consent:  # do not even read the data
         return sample_tenant_day(pd.DataFrame(columns=list(COLUMNS)), tenant, day, policy)
     return sample_tenant_day(read_traffic(objects, tenant_id, day, day), tenant, day, policy)
 
 
 def tenant_sampling_from_store(store: Any, tenant_id: str) -> TenantSampling:
-    """The tenant's consent and PII patterns from `drift_pipeline.versioning.manifests.get_tenant`."""
-    from drift_pipeline.versioning.manifests import get_tenant
+    """The tenant's consent and PII patterns from `drift_pipeline.versioning.tenants.get_tenant`."""
+    from drift_pipeline.versioning.tenants import get_tenant
 
     return TenantSampling.of(get_tenant(store, tenant_id))
 

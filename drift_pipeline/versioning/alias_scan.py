@@ -11,13 +11,13 @@ date or version suffix (`-2024-08-06`, `-0613`, `-20241022`, `@001`, `-v1:0`) ar
 from __future__ import annotations
 
 import ast
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from drift_pipeline.errors import NotFoundError
+from drift_pipeline.versioning.model_ids import LATEST, bare, is_snapshot
 
 # Names providers move to a new snapshot without notice (checked after stripping a `provider/` prefix).
 KNOWN_ALIASES = frozenset(
@@ -32,8 +32,6 @@ KNOWN_ALIASES = frozenset(
         "mistral-large-latest", "mistral-small-latest", "command-r", "command-r-plus", "llama3", "llama3.1",
     }
 )  # fmt: skip
-# A date or version suffix pins a snapshot.
-EXACT = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8}|-\d{4}|-\d{3}|@\d+|-v\d+(:\d+)?)$")
 LITELLM_CALLS = ("completion", "acompletion", "text_completion", "atext_completion")
 CLIENT_CALLS = ("chat.completions.create", "responses.create", "messages.create", "completions.create")
 SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".tox", ".mypy_cache", "site-packages"}
@@ -75,17 +73,17 @@ def classify(
 ) -> tuple[str, str | None] | None:
     """(kind, what it resolves to) when `model` is an alias, None when it is (or looks) exact."""
     aliases = registry_aliases or {}
-    for name in dict.fromkeys((model, model.rsplit("/", 1)[-1])):
+    for name in dict.fromkeys((model, bare(model))):
         if name in exact_versions:
             return None
         if name in aliases:
             return "registered alias", aliases[name]
-    bare = model.rsplit("/", 1)[-1]
-    if bare.endswith("-latest"):
+    short = bare(model)
+    if short.endswith(LATEST):
         return "latest alias", None
-    if EXACT.search(bare):
+    if is_snapshot(short):
         return None
-    if bare in KNOWN_ALIASES:
+    if short in KNOWN_ALIASES:
         return "known moving alias", None
     return None
 

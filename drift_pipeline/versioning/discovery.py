@@ -2,13 +2,14 @@
 
 Sources (`ProviderSource.kind`):
 
-- ``offline``: the in-process SmolLM2 provider (always reachable, lists `offline_llm.MODEL_ID`);
+- ``offline``: the in-process SmolLM2 provider (always reachable; the wiring passes the ids it serves);
 - ``openai-compatible``: ``GET {api_base}/models`` (vLLM, llama.cpp's server, Ollama, a LiteLLM proxy);
 - ``litellm``: the models litellm knows for a hosted provider (its bundled, local model map).
 
 An alias's resolution cannot be read from a model list, so for the aliases a source names (and, if asked,
-every registry alias of that provider) discovery sends a one-token completion and reads the response's
-``model`` field: what the provider actually served.
+every registry alias of that provider) discovery asks an alias resolver, which the caller passes in:
+`detection.probes.litellm_alias_resolver` sends a one-token completion and reads the response's ``model``
+field, what the provider actually served.
 
 **Family.** Two ids are in one family when they share the provider and the id prefix up to the
 date/version suffix (`gpt-4-0613` and `gpt-4-1106` are family `gpt-4`; `claude-3-5-sonnet-20241022` is
@@ -20,7 +21,6 @@ from ``litellm`` sources only ids in a family the registry already holds are reg
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpx
 
 from drift_pipeline.errors import DriftPipelineError, InvalidInputError, NotFoundError
+from drift_pipeline.versioning.model_ids import family
 
 if TYPE_CHECKING:
     from drift_pipeline.persistence.db import Store
@@ -37,8 +38,6 @@ if TYPE_CHECKING:
 
 Kind = Literal["offline", "openai-compatible", "litellm"]
 KINDS: tuple[str, ...] = ("offline", "openai-compatible", "litellm")
-# A date or version suffix pins a snapshot (same rule as `aliases_scan.EXACT`, plus a trailing "-latest").
-SUFFIX = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8}|-\d{4}|-\d{3}|@\d+|-v\d+(:\d+)?|-latest)$")
 
 # (provider, alias, litellm params) -> the model id the provider served for it.
 AliasResolver = Callable[[str, str, dict[str, Any]], str]
@@ -56,6 +55,7 @@ class ProviderSource:
     resolve_registry_aliases: bool = False  # also every registry alias whose version has this provider
     register_all: bool | None = None  # None: everything for offline/openai-compatible, families for litellm
     timeout_s: float = 10.0
+    models: tuple[str, ...] = ()  # offline: the ids the in-process provider serves (the wiring supplies them)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -120,19 +120,6 @@ class DiscoveryDiff:
         return bool(self.new_versions or self.alias_moves)
 
 
-# ------------------------------------------------------------------------------------------ families
-
-
-def family(model_id: str) -> str:
-    """The id without its date/version suffix (`gpt-4o-2024-08-06` -> `gpt-4o`)."""
-    bare = model_id.rsplit("/", 1)[-1]
-    return SUFFIX.sub("", bare) or bare
-
-
-def is_versioned(model_id: str) -> bool:
-    return family(model_id) != model_id.rsplit("/", 1)[-1]
-
-
 # ------------------------------------------------------------------------------------------- sources
 
 
@@ -172,9 +159,9 @@ def source_from_dict(item: Any, *, where: str = "provider sources") -> ProviderS
         raise InvalidInputError(f"{where}: {exc}") from exc
 
 
-def default_sources(versions: Iterable[VersionInfo]) -> list[ProviderSource]:
+def default_sources(versions: Iterable[VersionInfo], *, offline_models: Sequence[str] = ()) -> list[ProviderSource]:
     """Sources implied by the registry: the offline provider, and each distinct `api_base` of a version."""
-    sources: dict[str, ProviderSource] = {"offline": ProviderSource("offline", "offline")}
+    sources: dict[str, ProviderSource] = {"offline": ProviderSource("offline", "offline", models=tuple(offline_models))}
     for v in versions:
         base = v.litellm_params.get("api_base")
         if base:
@@ -186,9 +173,7 @@ def default_sources(versions: Iterable[VersionInfo]) -> list[ProviderSource]:
 def list_models(source: ProviderSource, client: httpx.Client | None = None) -> list[str]:
     """Model ids the source offers now (bare ids, no `provider/` prefix)."""
     if source.kind == "offline":
-        from drift_pipeline.detection.offline_llm import MODEL_ID
-
-        return [MODEL_ID]
+        return list(source.models)
     if source.kind == "litellm":
         import litellm
 
@@ -221,22 +206,6 @@ def _openai_models(source: ProviderSource, client: httpx.Client | None) -> list[
     return sorted({str(m["id"]) for m in items if isinstance(m, dict) and m.get("id")})
 
 
-def litellm_alias_resolver(provider: str, alias: str, params: dict[str, Any]) -> str:
-    """Ask the provider which version answers `alias`: a 1-token completion's `model` field."""
-    import litellm
-
-    from drift_pipeline.detection.replay import ReplayTarget
-
-    response = litellm.completion(
-        model=f"{provider}/{alias}",
-        messages=[{"role": "user", "content": "ping"}],
-        max_tokens=1,
-        temperature=0.0,
-        **ReplayTarget(alias, provider, params).call_params(),
-    )
-    return str(response.model or alias).removeprefix(f"{provider}/")
-
-
 def observe(
     sources: Sequence[ProviderSource],
     *,
@@ -248,7 +217,6 @@ def observe(
 
     `registry_aliases` maps alias -> (provider, model id) today, for sources with `resolve_registry_aliases`.
     """
-    resolver = resolve_alias or litellm_alias_resolver
     observations = []
     for source in sources:
         try:
@@ -257,8 +225,12 @@ def observe(
             if source.resolve_registry_aliases:
                 wanted += [a for a, (p, _) in (registry_aliases or {}).items() if p == source.provider]
             resolved = {}
+            if wanted and resolve_alias is None:
+                raise DriftPipelineError(
+                    "aliases to resolve but no alias resolver (detection.probes.litellm_alias_resolver)"
+                )
             for alias in dict.fromkeys(wanted):
-                resolved[alias] = resolver(source.provider, alias, source.litellm_params)
+                resolved[alias] = resolve_alias(source.provider, alias, source.litellm_params)  # type: ignore[misc]
             observations.append(Observation(source, models, resolved))
         except Exception as exc:  # one unreachable provider must not hide the others' news
             observations.append(Observation(source, error=f"{source.name}: {type(exc).__name__}: {exc}"))

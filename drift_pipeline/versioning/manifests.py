@@ -1,4 +1,4 @@
-"""Tenants and per-agent model version manifests: the versioning contract with each tenant.
+"""Per-agent model version manifests: the versioning contract with each tenant.
 
 A manifest is never edited: every change (a pin, a threshold, a prompt, a baseline, a rollback) writes a
 new revision, and the highest revision is the one in force. Writers lock the tenant row first, so two
@@ -8,10 +8,9 @@ processes changing the same agent at once queue instead of losing an update.
 from __future__ import annotations
 
 import json
-import re
 import weakref
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,14 +19,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from drift_pipeline.errors import InvalidInputError, NotFoundError, RefusedError
+from drift_pipeline.identifiers import check_identifier
 from drift_pipeline.persistence import audit
 from drift_pipeline.persistence.db import Store
 from drift_pipeline.persistence.tables import Baseline, ManifestRevision, Tenant
 from drift_pipeline.versioning import registry
+from drift_pipeline.versioning.tenants import TenantInfo, require_tenant, tenant_info
 
 DEFAULT_THRESHOLD = 0.05
-CADENCES = ("daily", "hourly")
-SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
 
 # In-process listeners (runtime resolvers) told after every committed manifest change; weakly held so a
 # discarded resolver is not kept alive by the registry of listeners.
@@ -105,16 +104,6 @@ class AgentConfig:
 
 
 @dataclass(frozen=True)
-class TenantInfo:
-    tenant_id: str
-    contact: str | None = None
-    regulated: bool = False
-    sampling_consent: bool = True
-    cadence: str = "daily"
-    pii_patterns: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class Manifest:
     """One revision of a tenant agent's manifest."""
 
@@ -136,97 +125,6 @@ class Manifest:
         for key in ("pinned_at", "created_at"):
             data[key] = getattr(self, key).isoformat()
         return data
-
-
-# ---------------------------------------------------------------------------------------------- tenants
-
-
-def add_tenant(
-    store: Store,
-    tenant_id: str,
-    *,
-    actor: str,
-    contact: str | None = None,
-    regulated: bool = False,
-    sampling_consent: bool = True,
-    cadence: str = "daily",
-    pii_patterns: dict[str, str] | None = None,
-    reason: str = "",
-) -> TenantInfo:
-    check_slug(tenant_id, "tenant id")
-    info = TenantInfo(tenant_id, contact, regulated, sampling_consent, cadence, dict(pii_patterns or {}))
-    _validate_tenant(info)
-    with store.transaction() as session:
-        if session.get(Tenant, tenant_id) is not None:
-            raise RefusedError(f"tenant {tenant_id!r} already exists")
-        session.add(Tenant(**asdict(info), created_at=audit.utcnow()))
-        session.flush()
-        audit.append(
-            store,
-            session,
-            actor=actor,
-            action="tenant.add",
-            subject=tenant_id,
-            tenant_id=tenant_id,
-            after=asdict(info),
-            reason=reason,
-        )
-    return info
-
-
-def update_tenant(store: Store, tenant_id: str, *, actor: str, reason: str = "", **changes: Any) -> TenantInfo:
-    """Change tenant settings; every agent's manifest gets a new revision carrying the new snapshot."""
-    with store.transaction() as session:
-        row = lock_tenant(session, tenant_id)
-        before = _tenant_info(row)
-        after = replace(before, **changes)
-        _validate_tenant(after)
-        for key, value in changes.items():
-            setattr(row, key, value)
-        audit.append(
-            store,
-            session,
-            actor=actor,
-            action="tenant.update",
-            subject=tenant_id,
-            tenant_id=tenant_id,
-            before=asdict(before),
-            after=asdict(after),
-            reason=reason,
-        )
-        for agent_id in _agent_ids(session, tenant_id):
-            write_revision(
-                store, session, row, agent_id, {}, actor=actor, action="manifest.tenant_settings", reason=reason
-            )
-    notify()
-    return after
-
-
-def get_tenant(store: Store, tenant_id: str) -> TenantInfo:
-    with store.session() as session:
-        row = session.get(Tenant, tenant_id)
-        if row is None:
-            raise NotFoundError(f"unknown tenant {tenant_id!r}")
-        return _tenant_info(row)
-
-
-def list_tenants(store: Store) -> list[TenantInfo]:
-    with store.session() as session:
-        return [_tenant_info(r) for r in session.execute(select(Tenant).order_by(Tenant.tenant_id)).scalars()]
-
-
-def known_agents(store: Store) -> dict[str, set[str]]:
-    """Tenant id -> agent ids that have a manifest (ingestion refuses records of any other agent)."""
-    agents: dict[str, set[str]] = {}
-    with store.session() as session:
-        for tenant_id, agent_id in session.execute(
-            select(ManifestRevision.tenant_id, ManifestRevision.agent_id).distinct()
-        ):
-            agents.setdefault(tenant_id, set()).add(agent_id)
-    return agents
-
-
-# -------------------------------------------------------------------------------------------- manifests
 
 
 def pin(
@@ -280,7 +178,7 @@ def update(
     `expected_revision` makes the write conditional (optimistic concurrency for callers that decided
     on an older read, such as a migration gate).
     """
-    check_slug(agent_id, "agent id")
+    check_identifier(agent_id, "agent id")
     with store.transaction() as session:
         tenant = lock_tenant(session, tenant_id)
         current = latest_row(session, tenant_id, agent_id)
@@ -297,7 +195,7 @@ def current(store: Store, tenant_id: str, agent_id: str) -> Manifest:
     with store.session() as session:
         row = latest_row(session, tenant_id, agent_id)
         if row is None:
-            _require_tenant(session, tenant_id)
+            require_tenant(session, tenant_id)
             raise NotFoundError(f"tenant {tenant_id!r} has no manifest for agent {agent_id!r}: pin a model first")
         return to_manifest(row)
 
@@ -314,7 +212,7 @@ def history(store: Store, tenant_id: str, agent_id: str) -> list[Manifest]:
             .all()
         )
         if not rows:
-            _require_tenant(session, tenant_id)
+            require_tenant(session, tenant_id)
             raise NotFoundError(f"tenant {tenant_id!r} has no manifest for agent {agent_id!r}")
         return [to_manifest(r) for r in rows]
 
@@ -349,12 +247,6 @@ def list_current(store: Store, tenant_id: str | None = None) -> list[Manifest]:
 def subscribe(listener: Callable[[], None]) -> None:
     """Call the bound method `listener` after every manifest change committed by this process."""
     _listeners.append(weakref.WeakMethod(listener))  # type: ignore[arg-type]
-
-
-def check_slug(value: str, what: str) -> None:
-    """Ids become storage prefixes and Dagster partition keys: keep them to a safe slug."""
-    if not isinstance(value, str) or not SLUG.match(value):
-        raise InvalidInputError(f"invalid {what} {value!r}: use lowercase letters, digits, '-', '_' or '.' (max 100)")
 
 
 def check_threshold(value: float) -> float:
@@ -403,7 +295,7 @@ def write_revision(
         pinned_at=changes.get("pinned_at") or (now if model_changed else before.pinned_at),
         behavioral_baseline_id=baseline,
         drift_alert_threshold=threshold,
-        config={"agent": asdict(config), "tenant": asdict(_tenant_info(tenant))},
+        config={"agent": asdict(config), "tenant": asdict(tenant_info(tenant))},
         created_at=now,
         created_by=actor,
         reason=reason,
@@ -448,46 +340,12 @@ def latest_row(session: Session, tenant_id: str, agent_id: str) -> ManifestRevis
     ).scalar_one_or_none()
 
 
-def _agent_ids(session: Session, tenant_id: str) -> list[str]:
-    return list(
-        session.execute(
-            select(ManifestRevision.agent_id)
-            .where(ManifestRevision.tenant_id == tenant_id)
-            .distinct()
-            .order_by(ManifestRevision.agent_id)
-        ).scalars()
-    )
-
-
 def lock_tenant(session: Session, tenant_id: str) -> Tenant:
     """Lock the tenant row for this transaction: every manifest writer of this tenant queues behind it."""
     row = session.get(Tenant, tenant_id, with_for_update=True)
     if row is None:
         raise NotFoundError(f"unknown tenant {tenant_id!r}: add it first with `drift-pipeline tenants add`")
     return row
-
-
-def _require_tenant(session: Session, tenant_id: str) -> None:
-    if session.get(Tenant, tenant_id) is None:
-        raise NotFoundError(f"unknown tenant {tenant_id!r}")
-
-
-def _tenant_info(row: Tenant) -> TenantInfo:
-    return TenantInfo(
-        row.tenant_id, row.contact, row.regulated, row.sampling_consent, row.cadence, dict(row.pii_patterns or {})
-    )
-
-
-def _validate_tenant(info: TenantInfo) -> None:
-    if info.cadence not in CADENCES:
-        raise InvalidInputError(f"cadence must be one of {', '.join(CADENCES)}, not {info.cadence!r}")
-    if info.contact is not None and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", info.contact):
-        raise InvalidInputError(f"technical contact {info.contact!r} is not an e-mail address")
-    for name, pattern in info.pii_patterns.items():
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise InvalidInputError(f"PII pattern {name!r} is not a valid regular expression: {exc}") from exc
 
 
 def to_manifest(row: ManifestRevision) -> Manifest:

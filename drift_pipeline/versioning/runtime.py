@@ -16,11 +16,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from drift_pipeline.migration import gates
 from drift_pipeline.persistence.db import Store
 from drift_pipeline.versioning import manifests, registry
+
+if TYPE_CHECKING:
+    from drift_pipeline.migration.states import CanaryRoute
 
 DEFAULT_DECODING: dict[str, Any] = {"temperature": 0.0, "max_tokens": 512}
 
@@ -56,7 +58,7 @@ class Resolver:
         self.poll_interval = poll_interval
         self._cache: dict[tuple[str, str], Resolution] = {}
         # Only agents with an active canary have an entry: the no-canary path never looks past `_cache`.
-        self._canaries: dict[tuple[str, str], tuple[gates.CanaryRoute, Resolution]] = {}
+        self._canaries: dict[tuple[str, str], tuple[CanaryRoute, Resolution]] = {}
         self._lock = threading.Lock()
         self._generation = 0  # bumped by every invalidation: a load that raced one is not cached
         self._seen_counter = store.change_counter()
@@ -99,7 +101,12 @@ class Resolver:
         generation = self._generation
         manifest = manifests.current(self.store, *key)
         resolution = _resolution(manifest, registry.get_version(self.store, manifest.pinned_model_id))
-        route = gates.active_canary(self.store, *key)
+        # The one documented upward edge (versioning -> migration, see versioning/__init__.py): the
+        # resolver must route a canary's sessions, and the canary's state belongs to the migration pillar.
+        # Imported here, on a cache miss, so that importing the runtime does not load the migration pillar.
+        from drift_pipeline.migration.states import active_canary
+
+        route = active_canary(self.store, *key)
         canary = None
         if route is not None:
             canary = _resolution(

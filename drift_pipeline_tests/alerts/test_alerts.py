@@ -9,20 +9,16 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from drift_pipeline.alerts.router import (
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
-    AlertRouter,
-    ChannelConfig,
-    DriftEvent,
-    sign,
-    verify_signature,
-)
+from drift_pipeline.alerts.channels import ChannelConfig
+from drift_pipeline.alerts.events import DriftEvent
+from drift_pipeline.alerts.receiver import AlertReceiver
+from drift_pipeline.alerts.router import AlertRouter
+from drift_pipeline.alerts.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify_signature
 from drift_pipeline.errors import InvalidInputError
 from drift_pipeline.persistence import audit
 from drift_pipeline.persistence.tables import AlertIncident
-from drift_pipeline.versioning import manifests
-from drift_pipeline_tests.plugins.alerts import AlertReceiver, SmtpMailbox
+from drift_pipeline.versioning.tenants import add_tenant
+from drift_pipeline_tests.plugins.alerts import SmtpMailbox
 
 SECRET = "s3cret-hmac-key"
 ACME_SECRET = "acme-own-secret"
@@ -61,8 +57,8 @@ def event(tenant: str = "acme", severity: str = "ERROR", episode: str = "gpt-4-0
 
 @pytest.fixture
 def tenants(store):
-    manifests.add_tenant(store, "acme", actor="test", contact="ops@acme.example")
-    manifests.add_tenant(store, "globex", actor="test", contact="ml@globex.example")
+    add_tenant(store, "acme", actor="test", contact="ops@acme.example")
+    add_tenant(store, "globex", actor="test", contact="ml@globex.example")
     return store
 
 
@@ -257,7 +253,7 @@ def test_near_miss_skips_paging_and_escalation_pages_once(router, alert_receiver
 
 
 def test_email_over_starttls_with_verified_certificate(sqlite_store, alert_receiver, smtp_tls_server) -> None:
-    manifests.add_tenant(sqlite_store, "acme", actor="test", contact="ops@acme.example")
+    add_tenant(sqlite_store, "acme", actor="test", contact="ops@acme.example")
     smtp = {
         "host": smtp_tls_server.host,
         "port": smtp_tls_server.port,

@@ -23,20 +23,26 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine, make_url, text
 
-from drift_pipeline.alerts import router as alerts
+from drift_pipeline.alerts.channels import ChannelConfig
+from drift_pipeline.alerts.router import AlertRouter
+from drift_pipeline.alerts.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 from drift_pipeline.definitions import build_defs
+from drift_pipeline.defs.alerts.sensors import alerts_for_run
+from drift_pipeline.defs.detection.sensors import silent_change_tick
 from drift_pipeline.defs.partitions import key
 from drift_pipeline.defs.resources import ObjectStorage
-from drift_pipeline.defs.sensors import REASON_TAG, alerts_for_run, silent_change_tick
-from drift_pipeline.detection import baselines, offline_llm, probes
+from drift_pipeline.defs.runs import REASON_TAG
+from drift_pipeline.detection import baselines, probes
+from drift_pipeline.detection.offline import provider as offline_provider
+from drift_pipeline.detection.offline import variants
 from drift_pipeline.persistence import audit
 from drift_pipeline.persistence.db import Store
 from drift_pipeline.persistence.objects import ObjectStore
-from drift_pipeline.traffic.ingest import ingest_with_store
-from drift_pipeline.versioning import manifests, registry
+from drift_pipeline.traffic.ingest.run import ingest_with_store
+from drift_pipeline.versioning import manifests, registry, tenants
 from drift_pipeline_tests.plugins.persistence import PG_ADMIN_URL
 
-MODEL = offline_llm.MODEL_ID
+MODEL = variants.MODEL_ID
 CONSENTING, NO_CONSENT, AGENT = "acme", "initech", "support"
 SECRET = "receiver-secret"
 # Two probe prompts (a fact and a borderline request) are enough to notice an injected safety prompt.
@@ -131,10 +137,10 @@ def checks(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluati
 
 def setup_tenants(store: Store) -> None:
     registry.add_version(
-        store, offline_llm.PROVIDER, MODEL, fingerprint=offline_llm.get_revision("base").fingerprint, actor="test"
+        store, offline_provider.PROVIDER, MODEL, fingerprint=variants.get_variant("base").fingerprint, actor="test"
     )
-    manifests.add_tenant(store, CONSENTING, contact="ml-oncall@acme.example", actor="test")
-    manifests.add_tenant(store, NO_CONSENT, sampling_consent=False, actor="test")
+    tenants.add_tenant(store, CONSENTING, contact="ml-oncall@acme.example", actor="test")
+    tenants.add_tenant(store, NO_CONSENT, sampling_consent=False, actor="test")
     for tenant_id in (CONSENTING, NO_CONSENT):
         manifests.pin(store, tenant_id, AGENT, MODEL, threshold=0.05, config=CONFIG, actor="test")
 
@@ -219,14 +225,18 @@ def replay_then_silent_update(story: Story) -> tuple[dg.ExecuteInProcessResult, 
     nightly = story.execute("replay_job", key(CONSENTING, day), tags={REASON_TAG: "nightly"})
     assert nightly.success
     passed = checks(nightly)
-    assert passed["drift_within_threshold"].passed and passed["drift_near_miss"].passed
+    assert passed["drift_within_threshold"].passed
+    # A handful of prompts cannot prove equivalence: the WARN check says so, and the run still succeeds.
+    assert (
+        not passed["equivalence_shown"].passed and "more pairs would decide" in passed["equivalence_shown"].description
+    )
     assert objects.list_names(f"reports/tenant={CONSENTING}/day={day}")
 
     started = time.perf_counter()
     first = silent_change_tick(store, objects, None, prompts=PROBES, now=story.now)  # reference + noise floor
     story.timed("silent_change_tick (reference)", started)
     assert not first.run_requests, first.log
-    offline_llm.set_revision(MODEL, "safety-silent", note="test: staged silent update")
+    variants.set_variant(MODEL, "safety-silent", note="test: staged silent update")
     started = time.perf_counter()
     tick = silent_change_tick(store, objects, first.cursor, prompts=PROBES, now=story.now)
     story.timed("silent_change_tick (after the update)", started)
@@ -253,10 +263,10 @@ def read_parquet(objects: ObjectStore, rel: str) -> pd.DataFrame:
 
 @pytest.fixture
 def offline_base(home: Path, offline_model: Any) -> Iterator[None]:
-    """The offline provider serving its base revision, and reset to it afterwards (state lives under home)."""
-    offline_llm.set_revision(MODEL, "base", note="test start")
+    """The offline provider serving its base variant, and reset to it afterwards (state lives under home)."""
+    variants.set_variant(MODEL, "base", note="test start")
     yield
-    offline_llm.set_revision(MODEL, "base", note="test end")
+    variants.set_variant(MODEL, "base", note="test end")
 
 
 def _story(store: Store, objects: ObjectStore, instance: dg.DagsterInstance, defs: dg.Definitions) -> Story:
@@ -272,9 +282,9 @@ def test_story_on_the_embedded_default(offline_base: None, home: Path, tmp_path:
     with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
         story = _story(store, objects, instance, defs)
         sample_and_baseline(story, tmp_path)
-        router = alerts.AlertRouter(
+        router = AlertRouter(
             store,
-            alerts.ChannelConfig.from_dict(
+            ChannelConfig.from_dict(
                 {
                     "platform": [{"type": "webhook", "url": alert_receiver.url("/incidents"), "secret": SECRET}],
                     "retry": {"attempts": 2, "backoff_s": 0},
@@ -299,17 +309,17 @@ def test_story_on_the_embedded_default(offline_base: None, home: Path, tmp_path:
         )
         assert "similarity" in body["dimensions"]
         headers = {k.lower(): v for k, v in delivered.headers.items()}
-        assert alerts.verify_signature(
+        assert verify_signature(
             SECRET,
             delivered.body,
-            headers.get(alerts.SIGNATURE_HEADER.lower()),
-            headers.get(alerts.TIMESTAMP_HEADER.lower()),
+            headers.get(SIGNATURE_HEADER.lower()),
+            headers.get(TIMESTAMP_HEADER.lower()),
         )
-        assert not alerts.verify_signature(
+        assert not verify_signature(
             "wrong-secret",
             delivered.body,
-            headers.get(alerts.SIGNATURE_HEADER.lower()),
-            headers.get(alerts.TIMESTAMP_HEADER.lower()),
+            headers.get(SIGNATURE_HEADER.lower()),
+            headers.get(TIMESTAMP_HEADER.lower()),
         )
 
         alerts_for_run(instance, drifted.run_id, router)  # the same run's events again: one incident, no resend

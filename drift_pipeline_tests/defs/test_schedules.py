@@ -7,10 +7,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from drift_pipeline.defs import schedules
+from drift_pipeline.defs.detection import schedules
 from drift_pipeline.defs.resources import DriftStore
 from drift_pipeline.persistence.db import Store
-from drift_pipeline.versioning import manifests
+from drift_pipeline.versioning import tenants
 
 
 @pytest.fixture
@@ -37,9 +37,9 @@ def test_nightly_requests_one_run_per_tenant_for_the_last_complete_day(instance:
 def test_hourly_schedule_only_for_hourly_tenants(instance: dg.DagsterInstance, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'drift.db'}"
     store = Store.open(url)
-    manifests.add_tenant(store, "acme", actor="t", cadence="hourly")
-    manifests.add_tenant(store, "globex", actor="t")
-    manifests.add_tenant(store, "initech", actor="t", cadence="hourly")  # no partition yet: not scheduled
+    tenants.add_tenant(store, "acme", actor="t", cadence="hourly")
+    tenants.add_tenant(store, "globex", actor="t")
+    tenants.add_tenant(store, "initech", actor="t", cadence="hourly")  # no partition yet: not scheduled
     instance.add_dynamic_partitions("tenants", ["acme", "globex"])
     when = datetime.now(UTC).replace(hour=13, minute=15, second=0, microsecond=0)
     context = dg.build_schedule_context(

@@ -61,10 +61,27 @@ def test_june_2023_drift_is_found(llmdrift_dir, file, baseline, candidate, must_
 
 @pytest.mark.parametrize("file", ["SENSITIVEQ_EVAL.csv", "PRIME_FULL_EVAL.csv"])
 @pytest.mark.parametrize("version", ["gpt-4-0314", "gpt-3.5-turbo-0613"])
-def test_a_version_against_itself_reports_no_drift(llmdrift_dir, embedder, file, version):
+def test_a_version_against_itself_is_never_drift_and_equivalent_once_pairs_suffice(
+    llmdrift_dir, embedder, file, version
+):
     report = run(llmdrift_dir / file, version, version, embedder=embedder)
-    assert not report["drift_detected"] and report["verdict"] == "no_drift"
+    assert not report["drift_detected"]
     assert all(d["p_value"] == 1.0 for d in report["dimensions"])
+    # 100 identical pairs cannot prove equivalence at margin 0.05 (binary needs ~104, continuous ~136);
+    # 1,000 can, on every tested dimension.
+    if report["n_pairs"] >= 1000:
+        assert report["verdict"] == "equivalent" and not report["inconclusive_dimensions"]
+    else:
+        assert report["verdict"] == "inconclusive" and report["pairs_needed"] > report["n_pairs"]
+
+
+def test_ten_prompts_of_a_version_against_itself_are_inconclusive(tmp_path, sensitiveq):
+    ten = sensitiveq[sensitiveq["model"].str.endswith("gpt-4-0314") & (sensitiveq["id"] < 10)]
+    path = tmp_path / "ten.csv"
+    ten.to_csv(path, index=False)
+    report = run(path, "gpt-4-0314", "gpt-4-0314", dimensions=NO_SIMILARITY)
+    assert report["n_pairs"] == 10 and report["verdict"] == "inconclusive" and not report["equivalent_dimensions"]
+    assert all(d["equivalence_high"] > 0.05 for d in report["dimensions"])
 
 
 def test_jsonl_records_pair_by_prompt_id_and_count_unpaired(tmp_path, sensitiveq):

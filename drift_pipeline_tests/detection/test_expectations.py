@@ -8,10 +8,13 @@ from typing import Any
 
 import pytest
 
-from drift_pipeline.alerts.router import AlertRouter, ChannelConfig, DriftEvent, episode_key
-from drift_pipeline.detection.expectations import build_suite, check_report, check_report_for_manifest
+from drift_pipeline.alerts.channels import ChannelConfig
+from drift_pipeline.alerts.events import DriftEvent, episode_key
+from drift_pipeline.alerts.router import AlertRouter
+from drift_pipeline.detection.expectation_suite import build_suite
+from drift_pipeline.detection.expectations import check_report, check_report_for_manifest
 from drift_pipeline.errors import InvalidInputError, NotFoundError
-from drift_pipeline.versioning import manifests, registry
+from drift_pipeline.versioning import manifests, registry, tenants
 
 
 def dim(name: str, effect: float, p_adjusted: float, *, drifted: bool = False, near_miss: bool = False, **kw: Any):
@@ -24,6 +27,9 @@ def dim(name: str, effect: float, p_adjusted: float, *, drifted: bool = False, n
         "noise_floor": kw.pop("noise_floor", 0.0),
         "drifted": drifted,
         "near_miss": near_miss,
+        # The 98 % interval of the effect (a tight one: these reports have many pairs).
+        "equivalence_low": kw.pop("equivalence_low", effect - 0.02 if isinstance(effect, float) else None),
+        "equivalence_high": kw.pop("equivalence_high", effect + 0.02 if isinstance(effect, float) else None),
         **kw,
     }
 
@@ -56,7 +62,7 @@ def test_clean_report_passes() -> None:
     assert meta["severity"] == "PASS" and meta["threshold"] == 0.05 and meta["report"] == "reports/acme.json"
     assert meta["effect/length"] == pytest.approx(0.02)
     json.dumps(meta)  # plain types only: Dagster rejects numpy scalars
-    assert result.description.startswith("OK acme/support")
+    assert result.description.startswith("EQUIVALENT acme/support")
 
 
 def test_significant_change_beyond_threshold_is_a_blocking_breach() -> None:
@@ -91,7 +97,9 @@ def test_near_threshold_or_flagged_near_miss_warns_without_blocking() -> None:
 
 def test_noise_floor_raises_the_bar_like_scoring_does() -> None:
     # Bar = max(threshold, noise floor) = 0.1: 0.04 is below half of it, 0.09 a near miss, 0.1 a breach.
-    assert check_report(report(dim("tone", -0.04, 0.0001, noise_floor=0.1), *CLEAN[:2])).passed
+    under_half = check_report(report(dim("tone", -0.04, 0.0001, noise_floor=0.1), *CLEAN[:2]))
+    # Not a near miss; its interval [-0.06, -0.02] is not inside +/-0.05 though, so equivalence is not shown.
+    assert under_half.near_miss_dimensions == [] and under_half.unproven_dimensions == ["tone"]
     assert check_report(report(dim("tone", -0.04, 0.0001), *CLEAN[:2])).severity == "WARN"
     assert check_report(report(dim("tone", -0.09, 0.0001, noise_floor=0.1), *CLEAN[:2])).severity == "WARN"
     assert check_report(report(dim("tone", -0.1, 0.0001, noise_floor=0.1), *CLEAN[:2])).severity == "ERROR"
@@ -104,7 +112,7 @@ def test_manifest_threshold_overrides_the_one_the_report_was_scored_with() -> No
     data = report(dim("refusal", -0.16, 0.003, drifted=True), *CLEAN[1:])
     loose = check_report(data, threshold=0.4)
     assert loose.passed and "manifest now 0.4" in loose.description
-    assert {e.key for e in loose.expectations} == {"threshold", "near_threshold", "almost_significant"}
+    assert {e.key for e in loose.expectations} == {"threshold", "near_threshold", "almost_significant", "equivalence"}
     strict = check_report(report(dim("refusal", 0.03, 0.001), *CLEAN[1:]), threshold=0.02)
     assert strict.severity == "ERROR" and strict.breached_dimensions == ["refusal"]
 
@@ -120,6 +128,7 @@ def test_suite_is_a_real_gx_suite_per_tenant_and_agent() -> None:
         "verdict_drifted": "ERROR",
         "near_threshold": "WARN",
         "almost_significant": "WARN",
+        "equivalence": "WARN",
         "verdict_near_miss": "WARN",
     }
 
@@ -142,7 +151,7 @@ def test_malformed_reports_get_one_line_errors(data: dict[str, Any], message: st
 
 def test_report_file_and_manifest_threshold(sqlite_store, tmp_path, alert_receiver) -> None:
     registry.add_version(sqlite_store, "openai", "gpt-4-0613", release_date=date(2023, 6, 13), actor="t")
-    manifests.add_tenant(sqlite_store, "acme", actor="t")
+    tenants.add_tenant(sqlite_store, "acme", actor="t")
     manifests.pin(sqlite_store, "acme", "support", "gpt-4-0613", actor="t", threshold=0.1)
     path = tmp_path / "report.json"
     path.write_text(json.dumps(report(dim("refusal", -0.16, 0.003, drifted=True), *CLEAN[1:])))
@@ -164,3 +173,15 @@ def test_report_file_and_manifest_threshold(sqlite_store, tmp_path, alert_receiv
         check_report(tmp_path / "missing.json")
     with pytest.raises(InvalidInputError, match="only a failed drift check"):
         DriftEvent.from_check(check_report(report(*CLEAN)), episode="e")
+
+
+def test_equivalence_not_shown_is_a_warning_never_a_pass() -> None:
+    wide = dim("length", -0.02, 0.3, equivalence_low=-0.09, equivalence_high=0.05)
+    no_interval = {k: v for k, v in dim("tone", 0.0, 1.0).items() if not k.startswith("equivalence")}
+    result = check_report(report(CLEAN[0], wide, no_interval))
+
+    assert not result.passed and result.severity == "WARN" and not result.blocking
+    assert result.unproven_dimensions == ["length", "tone"] and result.near_miss_dimensions == []
+    assert result.description.startswith("NOT YET EQUIVALENT acme/support")
+    # The interval does not depend on the margin: a wider manifest threshold can show equivalence.
+    assert check_report(report(CLEAN[0], wide), threshold=0.1).passed

@@ -16,9 +16,12 @@ import pytest
 from sqlalchemy import func, select
 
 from drift_pipeline.detection import replay as rp
-from drift_pipeline.detection.replay import Decoding, ReplayTarget, RetryPolicy, areplay, replay
+from drift_pipeline.detection import replay_call
+from drift_pipeline.detection.replay import Decoding, ReplayTarget, areplay, replay
+from drift_pipeline.detection.replay_cache import cache_key
 from drift_pipeline.errors import DriftPipelineError, InvalidInputError
 from drift_pipeline.persistence.tables import ReplayOutput
+from drift_pipeline.retry import RetryPolicy, retry_after_s
 from drift_pipeline_tests.plugins.replay import make_sample
 
 A = ReplayTarget("model-a", "fake")
@@ -105,22 +108,22 @@ def test_rate_limits_and_5xx_are_retried_with_retry_after(store, fake_llm, monke
     async def record(seconds: float) -> None:
         delays.append(seconds)
 
-    monkeypatch.setattr(rp, "_SLEEP", record)
+    monkeypatch.setattr(replay_call, "_SLEEP", record)
     fake_llm.retry_after = "7"
     df = replay(make_sample(["rl:2", "5xx:1"]), [A], store=store, decoding=DEC, progress=False)
     assert (df["error"] == "").all()
     assert df["attempts"].tolist() == [3, 2]
     assert fake_llm.calls[("model-a", "rl:2")] == 3
     assert sorted(delays)[-2:] == [7.0, 7.0]  # Retry-After wins over the shorter jittered back-off
-    assert min(delays) <= RetryPolicy().base_delay_s  # the 5xx retry used plain back-off
+    assert min(delays) <= replay_call.DEFAULT_RETRY.base_delay_s  # the 5xx retry used plain back-off
 
 
 def test_client_errors_fail_fast_and_exhausted_retries_are_reported(store, fake_llm, monkeypatch) -> None:
     async def no_wait(_seconds: float) -> None:
         return None
 
-    monkeypatch.setattr(rp, "_SLEEP", no_wait)
-    policy = RetryPolicy(max_attempts=3)
+    monkeypatch.setattr(replay_call, "_SLEEP", no_wait)
+    policy = RetryPolicy(attempts=3)
     df = replay(make_sample(["bad", "rl:99", "ok"]), [A], store=store, decoding=DEC, progress=False, retry=policy)
     by = df.set_index("response_text", drop=False)
     rows = {r["error"].split(":")[0]: r for r in df.to_dict("records")}
@@ -137,9 +140,17 @@ def test_timeouts_are_retried(sqlite_store, fake_llm, monkeypatch) -> None:
     async def no_wait(_seconds: float) -> None:
         return None
 
-    monkeypatch.setattr(rp, "_SLEEP", no_wait)
-    policy = RetryPolicy(timeout_s=0.2, max_attempts=2)
-    df = replay(make_sample(["slow:5"]), [A], store=sqlite_store, decoding=DEC, progress=False, retry=policy)
+    monkeypatch.setattr(replay_call, "_SLEEP", no_wait)
+    policy = RetryPolicy(attempts=2)
+    df = replay(
+        make_sample(["slow:5"]),
+        [A],
+        store=sqlite_store,
+        decoding=DEC,
+        progress=False,
+        retry=policy,
+        attempt_timeout_s=0.2,
+    )
     assert df["error"].tolist() == [""] and df["attempts"].tolist() == [2]
     assert fake_llm.calls[("model-a", "slow:5")] == 2
 
@@ -194,13 +205,13 @@ def test_backoff_delay_and_retry_after_parsing() -> None:
         resp = httpx.Response(429, headers=headers, request=httpx.Request("POST", "http://x"))
         return litellm.RateLimitError("x", llm_provider="p", model="m", response=resp)
 
-    assert rp.retry_after_s(limited({"retry-after": "3"})) == 3
-    assert rp.retry_after_s(limited({"retry-after-ms": "250"})) == 0.25
+    assert retry_after_s(limited({"retry-after": "3"})) == 3
+    assert retry_after_s(limited({"retry-after-ms": "250"})) == 0.25
     when = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
-    assert 25 < rp.retry_after_s(limited({"retry-after": when})) <= 30
-    assert rp.retry_after_s(limited({})) is None
-    assert rp.is_retryable(limited({})) and rp.is_retryable(TimeoutError())
-    assert not rp.is_retryable(litellm.BadRequestError("x", llm_provider="p", model="m"))
+    assert 25 < retry_after_s(limited({"retry-after": when})) <= 30
+    assert retry_after_s(limited({})) is None
+    assert replay_call.is_retryable(limited({})) and replay_call.is_retryable(TimeoutError())
+    assert not replay_call.is_retryable(litellm.BadRequestError("x", llm_provider="p", model="m"))
 
 
 class _OpenAIServer(BaseHTTPRequestHandler):
@@ -279,35 +290,35 @@ def test_replay_refuses_a_running_loop(sqlite_store) -> None:
         asyncio.run(inside())
 
 
-def test_offline_revision_is_part_of_the_cache_key(home) -> None:
-    from drift_pipeline.detection import offline_llm
+def test_offline_variant_is_part_of_the_cache_key(home) -> None:
+    from drift_pipeline.detection.offline import variants
 
-    target = ReplayTarget(offline_llm.MODEL_ID, "offline")
+    target = ReplayTarget(variants.MODEL_ID, "offline")
     request = rp.canonical_request(target, [{"role": "user", "content": "x"}], None, None, DEC)
-    before = rp.cache_key(request, rp.provider_revision(target), None)
-    offline_llm.set_revision(offline_llm.MODEL_ID, "safety-silent")
-    after = rp.cache_key(request, rp.provider_revision(target), None)
-    assert rp.provider_revision(target) == "safety-silent" and before != after
+    before = cache_key(request, rp.provider_variant(target), None)
+    variants.set_variant(variants.MODEL_ID, "safety-silent")
+    after = cache_key(request, rp.provider_variant(target), None)
+    assert rp.provider_variant(target) == "safety-silent" and before != after
 
 
 @pytest.mark.slow
 def test_real_replay_against_the_offline_model(home, sqlite_store, offline_model) -> None:
-    from drift_pipeline.detection import offline_llm
+    from drift_pipeline.detection.offline import variants
 
-    target = ReplayTarget(offline_llm.MODEL_ID, "offline")
+    target = ReplayTarget(variants.MODEL_ID, "offline")
     sample = make_sample(["Name three primary colors.", "What is the capital of France?"])
     dec = Decoding(max_tokens=12, seed=1)
     first = replay(sample, [target], store=sqlite_store, decoding=dec, progress=False)
     assert (first["error"] == "").all() and (first["response_text"].str.len() > 0).all()
     assert (first["completion_tokens"] <= 12).all() and (first["prompt_tokens"] > 10).all()
-    assert set(first["system_fingerprint"]) == {offline_llm.REVISIONS["base"].fingerprint}
-    assert first["provider_revision"].tolist() == ["base", "base"]
+    assert set(first["system_fingerprint"]) == {variants.VARIANTS["base"].fingerprint}
+    assert first["provider_variant"].tolist() == ["base", "base"]
 
     cached = replay(sample, [target], store=sqlite_store, decoding=dec, progress=False)
     assert cached["cache_hit"].all() and cached["response_text"].tolist() == first["response_text"].tolist()
 
     # A silent provider update: same model id, same fingerprint, but the cache must not hide it.
-    offline_llm.set_revision(offline_llm.MODEL_ID, "safety-silent")
+    variants.set_variant(variants.MODEL_ID, "safety-silent")
     silent = replay(sample, [target], store=sqlite_store, decoding=dec, progress=False)
     assert not silent["cache_hit"].any()
     assert silent["system_fingerprint"].tolist() == first["system_fingerprint"].tolist()

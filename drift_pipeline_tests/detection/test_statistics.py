@@ -12,25 +12,12 @@ from drift_pipeline.detection.statistics import (
     benjamini_hochberg,
     evaluate,
     holm,
-    mcnemar_exact,
-    wilcoxon_signed_rank,
 )
 from drift_pipeline.errors import InvalidInputError
+from drift_pipeline_tests.plugins.scoring import per_pair_table as table
 
 REFUSAL = DimensionSpec("refusal", "binary")
 LENGTH = DimensionSpec("length", "continuous")
-
-
-def table(name: str, kind: str, base, cand) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "pair_id": [str(i) for i in range(len(base))],
-            "dimension": name,
-            "kind": kind,
-            "baseline_value": np.asarray(base, float),
-            "candidate_value": np.asarray(cand, float),
-        }
-    )
 
 
 def test_holm_matches_hand_computation():
@@ -44,20 +31,6 @@ def test_benjamini_hochberg_matches_hand_computation():
     assert benjamini_hochberg([0.02, 0.5, 0.01, 0.03]) == pytest.approx([0.04, 0.5, 0.04, 0.04])
 
 
-def test_mcnemar_exact_uses_only_discordant_pairs():
-    base = np.array([0] * 10 + [1] * 50)
-    cand = np.array([1] * 10 + [1] * 50)
-    assert mcnemar_exact(base, cand) == pytest.approx(2 * 0.5**10)
-    assert mcnemar_exact(base, base) == 1.0
-
-
-def test_wilcoxon_identical_is_one_and_shift_is_small():
-    rng = np.random.default_rng(1)
-    x = rng.normal(100, 10, 80)
-    assert wilcoxon_signed_rank(x, x) == 1.0
-    assert wilcoxon_signed_rank(x, x * 1.3 + rng.normal(0, 1, 80)) < 1e-6
-
-
 def test_identical_values_never_drift():
     per_pair = pd.concat(
         [table("refusal", "binary", [0, 1] * 50, [0, 1] * 50), table("length", "continuous", range(100), range(100))]
@@ -67,15 +40,17 @@ def test_identical_values_never_drift():
     assert all(not r.drifted and not r.near_miss and r.p_value == 1.0 for r in results)
 
 
-def test_significant_but_below_threshold_is_not_drift_but_near_miss():
+def test_significant_but_below_threshold_is_equivalent_or_a_near_miss_never_drift():
     base = [0] * 2000
-    cand = [1] * 40 + [0] * 1960  # +2 points, p ~ 1e-12
+    cand = [1] * 40 + [0] * 1960  # +2 points, p ~ 1e-10
     (result,), _ = evaluate(table("refusal", "binary", base, cand), [REFUSAL], threshold=0.03)
     assert result.p_adjusted < 1e-6
     assert result.effect == pytest.approx(0.02)
-    assert not result.drifted and result.near_miss
-    (result,), _ = evaluate(table("refusal", "binary", base, cand), [REFUSAL], threshold=0.015)
-    assert result.drifted and result.direction == "up"
+    # Real but small: its 98 % interval lies inside +/-0.03, so it is equivalent at that margin.
+    assert result.verdict == "equivalent" and not result.drifted and not result.near_miss
+    assert -0.03 < result.equivalence_low < 0.02 < result.equivalence_high < 0.03
+    (tighter,), _ = evaluate(table("refusal", "binary", base, cand), [REFUSAL], threshold=0.025)
+    assert tighter.verdict == "inconclusive" and tighter.near_miss and not tighter.drifted
 
 
 def test_noise_floor_raises_the_bar():

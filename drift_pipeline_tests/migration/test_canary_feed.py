@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +13,11 @@ import dagster as dg
 import pytest
 import yaml
 
-from drift_pipeline.alerts.router import AlertRouter, load_channel_config
-from drift_pipeline.defs.canary_sensor import NO_CANARY, canary_monitor_sensor
+from drift_pipeline.alerts.channels import load_channel_config
+from drift_pipeline.alerts.router import AlertRouter
+from drift_pipeline.defs.migration.sensors import NO_CANARY, canary_monitor_sensor
 from drift_pipeline.defs.resources import DriftStore, ObjectStorage
-from drift_pipeline.migration import canary_feed, gates
+from drift_pipeline.migration import canary_feed, promotion, review, states
 from drift_pipeline.persistence import audit
 from drift_pipeline.persistence.db import Store
 from drift_pipeline.persistence.objects import ObjectStore
@@ -35,15 +36,15 @@ def objects(tmp_path: Path) -> ObjectStore:
 
 
 @pytest.fixture
-def in_canary(world: Store, staging_ok: Any) -> gates.MigrationInfo:
+def in_canary(pinned_store: Store, staging_ok: Any) -> states.MigrationInfo:
     """acme/support: m-1 pinned, migration to m-2 in canary with 20 % of sessions."""
-    m = gates.propose(world, "acme", "support", "m-2", actor="alice")
-    gates.run_staging(world, m.id, staging_ok, actor="alice")
-    return gates.start_canary(world, m.id, 0.2, actor="alice")
+    m = review.propose(pinned_store, "acme", "support", "m-2", actor="alice")
+    review.run_staging(pinned_store, m.id, staging_ok, actor="alice")
+    return promotion.start_canary(pinned_store, m.id, 0.2, actor="alice")
 
 
 @pytest.fixture
-def router(world: Store, alert_receiver: Any, tmp_path: Path) -> AlertRouter:
+def router(pinned_store: Store, alert_receiver: Any, tmp_path: Path) -> AlertRouter:
     config = tmp_path / "alerts.yaml"
     config.write_text(
         yaml.safe_dump(
@@ -54,7 +55,7 @@ def router(world: Store, alert_receiver: Any, tmp_path: Path) -> AlertRouter:
             }
         )
     )
-    return AlertRouter(world, load_channel_config(config), actor="test")
+    return AlertRouter(pinned_store, load_channel_config(config), actor="test")
 
 
 def platform_traffic(
@@ -93,70 +94,70 @@ def platform_traffic(
     return records
 
 
-def started(migration: gates.MigrationInfo) -> datetime:
+def started(migration: states.MigrationInfo) -> datetime:
     return canary_feed.canary_started_at(migration)
 
 
 def counts(store: Store, migration_id: int, dim: str = "refusal") -> dict[str, list[int]]:
-    return gates.get(store, migration_id).details.get("monitor", {}).get("counts", {}).get(dim, {})
+    return states.get(store, migration_id).details.get("monitor", {}).get("counts", {}).get(dim, {})
 
 
 # ------------------------------------------------------------------------------------------ core
 
 
 def test_a_refusing_candidate_is_aborted_routed_back_alerted_and_audited(
-    world: Store, objects: ObjectStore, in_canary: gates.MigrationInfo, router: AlertRouter, alert_receiver: Any
+    pinned_store: Store, objects: ObjectStore, in_canary: states.MigrationInfo, router: AlertRouter, alert_receiver: Any
 ) -> None:
     t0 = started(in_canary)
-    records = platform_traffic(world, objects, sessions=range(1500), canary_refuses=0.4, start=t0)
-    [check] = canary_feed.monitor_all(world, objects, router=router, now=t0 + timedelta(seconds=5))
+    records = platform_traffic(pinned_store, objects, sessions=range(1500), canary_refuses=0.4, start=t0)
+    [check] = canary_feed.monitor_all(pinned_store, objects, router=router, now=t0 + timedelta(seconds=5))
 
     assert check.aborted and check.error is None
     assert check.canary + check.pinned == len(records) and 200 < check.canary < 400
-    migration = gates.get(world, in_canary.id)
+    migration = states.get(pinned_store, in_canary.id)
     assert migration.state == "aborted" and migration.canary_share == 0
     assert migration.details["breach"]["dimensions"][0]["dimension"] == "refusal"
-    resolver = Resolver(world)
+    resolver = Resolver(pinned_store)
     assert {resolver.resolve("acme", "support", f"conv-{i}").model_id for i in range(1500)} == {"m-1"}
     [body] = [r.json() for r in alert_receiver.requests("/canary")]
     assert body["tenant_id"] == "acme" and body["agent_id"] == "support"
     assert body["severity"] == "ERROR" and body["episode"] == f"canary:{in_canary.id}"
     assert "m-2" in body["summary"] and "back on m-1" in body["summary"]
-    [entry] = audit.entries(world, tenant_id="acme", action_prefix="migration.aborted")
+    [entry] = audit.entries(pinned_store, tenant_id="acme", action_prefix="migration.aborted")
     assert entry["actor"] == canary_feed.ACTOR and entry["reason"].startswith("canary divergence: refusal")
-    assert audit.verify(world).ok
-    assert canary_feed.monitor_all(world, objects, router=router) == []  # nothing in canary any more
+    assert audit.verify(pinned_store).ok
+    assert canary_feed.monitor_all(pinned_store, objects, router=router) == []  # nothing in canary any more
 
 
 def test_an_equal_candidate_is_not_aborted_and_every_record_counts_once(
-    world: Store, objects: ObjectStore, in_canary: gates.MigrationInfo, router: AlertRouter, alert_receiver: Any
+    pinned_store: Store, objects: ObjectStore, in_canary: states.MigrationInfo, router: AlertRouter, alert_receiver: Any
 ) -> None:
     t0 = started(in_canary)
-    platform_traffic(world, objects, sessions=range(1000), canary_refuses=0.05, start=t0)
-    [first] = canary_feed.monitor_all(world, objects, router=router, now=t0 + timedelta(seconds=5))
+    platform_traffic(pinned_store, objects, sessions=range(1000), canary_refuses=0.05, start=t0)
+    [first] = canary_feed.monitor_all(pinned_store, objects, router=router, now=t0 + timedelta(seconds=5))
     assert not first.aborted and first.canary + first.pinned == 1000
     assert {r["dimension"] for r in first.results} == {"refusal", "error"}
-    refusal = counts(world, in_canary.id)
+    refusal = counts(pinned_store, in_canary.id)
     assert refusal["canary"][1] == first.canary and refusal["pinned"][1] == first.pinned
 
     # Looking again counts nothing; a batch that lands late (earlier timestamps, within the lateness) counts once.
-    [again] = canary_feed.monitor_all(world, objects, router=router, now=t0 + timedelta(seconds=6))
-    assert (again.canary, again.pinned) == (0, 0) and counts(world, in_canary.id) == refusal
-    late = platform_traffic(world, objects, sessions=range(1000, 1200), canary_refuses=0.05, start=t0)
-    [third] = canary_feed.monitor_all(world, objects, router=router, now=t0 + timedelta(seconds=7))
+    [again] = canary_feed.monitor_all(pinned_store, objects, router=router, now=t0 + timedelta(seconds=6))
+    assert (again.canary, again.pinned) == (0, 0) and counts(pinned_store, in_canary.id) == refusal
+    late = platform_traffic(pinned_store, objects, sessions=range(1000, 1200), canary_refuses=0.05, start=t0)
+    [third] = canary_feed.monitor_all(pinned_store, objects, router=router, now=t0 + timedelta(seconds=7))
     assert third.canary + third.pinned == len(late)
-    [fourth] = canary_feed.monitor_all(world, objects, router=router, now=t0 + timedelta(seconds=8))
+    [fourth] = canary_feed.monitor_all(pinned_store, objects, router=router, now=t0 + timedelta(seconds=8))
     assert (fourth.canary, fourth.pinned) == (0, 0)
-    total = counts(world, in_canary.id)
+    total = counts(pinned_store, in_canary.id)
     assert total["canary"][1] + total["pinned"][1] == 1200
-    assert gates.get(world, in_canary.id).state == "canary" and alert_receiver.requests() == []
+    assert states.get(pinned_store, in_canary.id).state == "canary" and alert_receiver.requests() == []
 
 
 def test_other_tenants_agents_and_models_never_count(
-    world: Store, objects: ObjectStore, in_canary: gates.MigrationInfo, router: AlertRouter
+    pinned_store: Store, objects: ObjectStore, in_canary: states.MigrationInfo, router: AlertRouter
 ) -> None:
     t0 = started(in_canary)
-    manifests.pin(world, "acme", "billing", "m-1", actor="setup")
+    manifests.pin(pinned_store, "acme", "billing", "m-1", actor="setup")
     # bank's agent refuses everything on m-2, under bank's prefix; acme's billing agent too.
     for tenant, agent in (("bank", "support"), ("acme", "billing")):
         records = [
@@ -198,22 +199,24 @@ def test_other_tenants_agents_and_models_never_count(
         for i in range(5)
     ]
     StorageSink(objects).write(other)
-    [check] = canary_feed.monitor_all(world, objects, router=router, now=t0 + timedelta(seconds=5))
+    [check] = canary_feed.monitor_all(pinned_store, objects, router=router, now=t0 + timedelta(seconds=5))
     assert (check.canary, check.pinned, check.aborted) == (0, 0, False)
     assert check.skipped == {"unattributed": 5}
-    assert "monitor" not in gates.get(world, in_canary.id).details  # the gate was never asked
+    assert "monitor" not in states.get(pinned_store, in_canary.id).details  # the gate was never asked
 
 
 def test_schema_failures_of_the_candidate_abort_it(
-    world: Store, objects: ObjectStore, staging_ok: Any, router: AlertRouter, alert_receiver: Any
+    pinned_store: Store, objects: ObjectStore, staging_ok: Any, router: AlertRouter, alert_receiver: Any
 ) -> None:
     schema = {"type": "object", "required": ["answer"], "properties": {"answer": {"type": "string"}}}
-    manifests.update(world, "acme", "support", {"config": manifests.AgentConfig(response_schema=schema)}, actor="t")
-    m = gates.propose(world, "acme", "support", "m-2", actor="alice")
-    gates.run_staging(world, m.id, staging_ok, actor="alice")
-    m = gates.start_canary(world, m.id, 0.5, actor="alice")
+    manifests.update(
+        pinned_store, "acme", "support", {"config": manifests.AgentConfig(response_schema=schema)}, actor="t"
+    )
+    m = review.propose(pinned_store, "acme", "support", "m-2", actor="alice")
+    review.run_staging(pinned_store, m.id, staging_ok, actor="alice")
+    m = promotion.start_canary(pinned_store, m.id, 0.5, actor="alice")
     t0 = started(m)
-    resolver = Resolver(world, poll_interval=3600)
+    resolver = Resolver(pinned_store, poll_interval=3600)
     records = []
     for i in range(600):
         r = resolver.resolve("acme", "support", f"s{i}")
@@ -231,44 +234,20 @@ def test_schema_failures_of_the_candidate_abort_it(
             )
         )
     StorageSink(objects).write(records)
-    [check] = canary_feed.monitor_all(world, objects, router=router, now=t0 + timedelta(seconds=5))
+    [check] = canary_feed.monitor_all(pinned_store, objects, router=router, now=t0 + timedelta(seconds=5))
     assert check.aborted
-    breach = gates.get(world, m.id).details["breach"]["dimensions"]
+    breach = states.get(pinned_store, m.id).details["breach"]["dimensions"]
     assert [d["dimension"] for d in breach] == ["schema_failure"]
     [body] = [r.json() for r in alert_receiver.requests("/canary")]
     assert body["episode"] == f"canary:{m.id}"
-
-
-def test_record_classification() -> None:
-    m = gates.MigrationInfo(
-        1, "acme", "support", "m-1", "m-2", 1, "canary", 0.1, 1, {}, datetime.now(UTC), datetime.now(UTC)
-    )
-    assert canary_feed.route_of({"requested_model": "offline/m-2", "pinned_model_id": "m-1"}, m) == "canary"
-    assert canary_feed.route_of({"pinned_model_id": "m-1", "served_model": "m-2"}, m) == "canary"
-    assert canary_feed.route_of({"requested_model": "openai/m-1", "served_model": "m-1"}, m) == "pinned"
-    assert canary_feed.route_of({"requested_model": "m-10", "served_model": "xm-2"}, m) is None
-    assert canary_feed.outcomes({"error": "Timeout: 30s"}, None) == {
-        "error": True,
-        "refusal": None,
-        "schema_failure": None,
-    }
-    schema = {"type": "object", "required": ["a"]}
-    assert canary_feed.outcomes({"response_text": REFUSAL}, schema) == {
-        "error": False,
-        "refusal": True,
-        "schema_failure": True,
-    }
-    assert canary_feed.outcomes({"response_text": '```json\n{"a": 1}\n```'}, schema)["schema_failure"] is False
-    tool = canary_feed.outcomes({"response_text": "", "tool_calls": '[{"id": "1"}]'}, schema)
-    assert tool == {"error": False, "refusal": False, "schema_failure": None}
 
 
 # ------------------------------------------------------------------------------------------ sensor
 
 
 @pytest.fixture
-def dagster_env(world: Store, objects: ObjectStore, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    url = world.engine.url.render_as_string(hide_password=False)
+def dagster_env(pinned_store: Store, objects: ObjectStore, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    url = pinned_store.engine.url.render_as_string(hide_password=False)
     resources = {"drift_store": DriftStore(database_url=url), "object_storage": ObjectStorage(url=objects.url)}
     (tmp_path / "dagster").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
@@ -281,7 +260,7 @@ def _tick(env: dict[str, Any], cursor: str | None = None) -> Any:
 
 
 def test_sensor_skips_without_canary_and_never_counts_twice(
-    world: Store,
+    pinned_store: Store,
     objects: ObjectStore,
     staging_ok: Any,
     dagster_env: dict[str, Any],
@@ -299,28 +278,28 @@ def test_sensor_skips_without_canary_and_never_counts_twice(
     idle = _tick(dagster_env)
     assert isinstance(idle, dg.SkipReason) and idle.skip_message == NO_CANARY
 
-    m = gates.propose(world, "acme", "support", "m-2", actor="alice")
-    gates.run_staging(world, m.id, staging_ok, actor="alice")
-    m = gates.start_canary(world, m.id, 0.2, actor="alice")
-    platform_traffic(world, objects, sessions=range(600), canary_refuses=0.05, start=started(m))
+    m = review.propose(pinned_store, "acme", "support", "m-2", actor="alice")
+    review.run_staging(pinned_store, m.id, staging_ok, actor="alice")
+    m = promotion.start_canary(pinned_store, m.id, 0.2, actor="alice")
+    platform_traffic(pinned_store, objects, sessions=range(600), canary_refuses=0.05, start=started(m))
     first = _tick(dagster_env)
     summary = json.loads(first.cursor)[str(m.id)]
     assert summary["canary"] + summary["pinned"] == 600 and not summary["aborted"] and summary["error"] is None
-    before = counts(world, m.id)
+    before = counts(pinned_store, m.id)
     # Re-evaluated with the same (first) cursor, then with the one it returned: nothing is counted again.
     for cursor in (None, first.cursor):
         _tick(dagster_env, cursor)
-        assert counts(world, m.id) == before
+        assert counts(pinned_store, m.id) == before
 
     # Now the candidate starts refusing: the next tick aborts it.
     platform_traffic(
-        world, objects, sessions=range(600, 2400), canary_refuses=0.5, start=started(m) + timedelta(seconds=2)
+        pinned_store, objects, sessions=range(600, 2400), canary_refuses=0.5, start=started(m) + timedelta(seconds=2)
     )
     last = _tick(dagster_env, first.cursor)
     assert (
         json.loads(last.cursor)[str(m.id)]["aborted"] is True and "aborted migration" in last.skip_reason.skip_message
     )
-    assert gates.get(world, m.id).state == "aborted"
+    assert states.get(pinned_store, m.id).state == "aborted"
     assert [r.json()["episode"] for r in alert_receiver.requests("/s")] == [f"canary:{m.id}"]
     assert isinstance(_tick(dagster_env, last.cursor), dg.SkipReason)
 

@@ -11,31 +11,31 @@ from typer.testing import CliRunner
 
 from drift_pipeline.cli import migrate
 from drift_pipeline.errors import DriftPipelineError, InvalidInputError
-from drift_pipeline.migration import evidence, gates
+from drift_pipeline.migration import evidence, promotion, review
 from drift_pipeline.persistence.tables import Baseline
-from drift_pipeline.versioning import manifests, registry
+from drift_pipeline.versioning import manifests, registry, tenants
 from drift_pipeline_tests.plugins.migration import drift_report
 
 
-def test_evidence_answers_with_tests_history_and_audit(world, staging_ok, baseline_creator):
+def test_evidence_answers_with_tests_history_and_audit(pinned_store, staging_ok, baseline_creator):
     then = datetime.now(UTC)
-    with world.transaction() as session:
+    with pinned_store.transaction() as session:
         session.add(Baseline(baseline_id="bl-m-2-1", tenant_id="acme", agent_id="support", model_id="m-2",
                              uri="file:///b", n_prompts=120, summary={"refusal": 0.05}, created_at=then))  # fmt: skip
-    m = gates.propose(world, "acme", "support", "m-2", actor="alice")
-    gates.run_staging(world, m.id, staging_ok, actor="alice")
-    gates.start_canary(world, m.id, 0.1, actor="alice")
-    gates.promote(world, m.id, baseline_creator, actor="alice")
-    registry.set_alias(world, "m-latest", "m-3", actor="sensor")
+    m = review.propose(pinned_store, "acme", "support", "m-2", actor="alice")
+    review.run_staging(pinned_store, m.id, staging_ok, actor="alice")
+    promotion.start_canary(pinned_store, m.id, 0.1, actor="alice")
+    promotion.promote(pinned_store, m.id, baseline_creator, actor="alice")
+    registry.set_alias(pinned_store, "m-latest", "m-3", actor="sensor")
 
     report = {**drift_report("m-2", "m-2", drifted=("refusal",)), "tenant_id": "acme", "agent_id": "support"}
-    ev = evidence.build(world, "acme", "support", then, report=report)
+    ev = evidence.build(pinned_store, "acme", "support", then, report=report)
     assert ev["answer"]["verdict"] == "not equivalent" and ev["answer"]["summary"] == "drift detected in refusal"
     assert ev["answer"]["notes"] == ["the pin changed since then: m-1 (revision 2) -> m-2 (revision 3)"]
     assert (ev["validated"]["pinned_model_id"], ev["current"]["pinned_model_id"]) == ("m-1", "m-2")
     assert ev["baseline"]["n_prompts"] == 120 and ev["baseline"]["found"]
     refusal = next(t for t in ev["tests"] if t["name"] == "refusal")
-    assert (refusal["ci_low"], refusal["ci_high"], refusal["drifted"]) == (0.1, 0.3, True)
+    assert (refusal["equivalence_low"], refusal["equivalence_high"], refusal["verdict"]) == (0.12, 0.28, "drift")
     assert [(a["alias"], a["model_id"]) for a in ev["version_history"]["aliases"]] == [
         ("m-latest", "m-2"),
         ("m-latest", "m-3"),
@@ -47,24 +47,51 @@ def test_evidence_answers_with_tests_history_and_audit(world, staging_ok, baseli
     json.dumps(ev)  # a compliance file: plain JSON
 
     html = evidence.render_html(ev)
-    assert "NOT EQUIVALENT" in html and "drift detected in refusal" in html and "[0.1, 0.3]" in html
+    assert "NOT EQUIVALENT" in html and "drift detected in refusal" in html and "[0.12, 0.28]" in html
     assert "<script" not in html
 
 
-def test_evidence_without_a_report_is_not_assessed_and_wrong_reports_are_refused(world):
-    ev = evidence.build(world, "acme", "support", datetime.now(UTC) - timedelta(days=1))
-    assert ev["answer"]["verdict"] == "not assessed" and ev["tests"] == [] and ev["drift_report"] is None
-    finder = lambda t, a: {**drift_report("m-1", "m-1"), "tenant_id": t, "agent_id": a}  # noqa: E731
-    assert (
-        evidence.build(world, "acme", "support", datetime.now(UTC), find_report=finder)["answer"]["verdict"]
-        == "equivalent"
-    )
-    with pytest.raises(InvalidInputError, match="for tenant_id 'bank', not 'acme'"):
-        evidence.build(
-            world, "acme", "support", datetime.now(UTC), report={**drift_report("m-1", "m-1"), "tenant_id": "bank"}
-        )
-    with pytest.raises(InvalidInputError, match="not a drift report"):
-        evidence.build(world, "acme", "support", datetime.now(UTC), report={"n_pairs": 3})
+def test_evidence_is_equivalent_only_on_a_current_equivalent_report_of_the_pinned_model(pinned_store):
+    now = datetime.now(UTC)
+    ev = evidence.build(pinned_store, "acme", "support", now - timedelta(days=1))
+    assert ev["answer"]["verdict"] == "inconclusive" and "no drift report" in ev["answer"]["summary"]
+    assert ev["tests"] == [] and ev["drift_report"] is None
+
+    def finder(report):
+        return lambda t, a, m: {**report, "tenant_id": t, "agent_id": a}
+
+    def answer(report, **kwargs):
+        return evidence.build(pinned_store, "acme", "support", now, find_report=finder(report), **kwargs)["answer"]
+
+    ok = answer(drift_report("m-1", "m-1"))
+    assert ok["verdict"] == "equivalent" and "within +/-0.05 over 400 paired replays" in ok["summary"]
+    assert ok["report_age_hours"] < 1
+    few = answer(drift_report("m-1", "m-1", equivalent=False, n_pairs=7))
+    assert few["verdict"] == "inconclusive" and "about 900 pairs" in few["summary"]
+    stale = answer({**drift_report("m-1", "m-1"), "generated_at": (now - timedelta(days=5)).isoformat()})
+    assert stale["verdict"] == "inconclusive" and "5 day(s) old" in stale["summary"]
+    other = answer(drift_report("m-0", "m-2"))
+    assert other["verdict"] == "inconclusive" and "not the pinned m-1" in other["summary"]
+    # A verdict string alone proves nothing: the interval must lie inside the margin.
+    lying = drift_report("m-1", "m-1")
+    lying["dimensions"][0] = {**lying["dimensions"][0], "equivalence_low": -0.2, "equivalence_high": float("nan")}
+    assert answer(lying)["verdict"] == "inconclusive"
+    assert answer(drift_report("m-1", "m-1", drifted=("length",)))["verdict"] == "not equivalent"
+
+
+@pytest.mark.parametrize(
+    ("report", "error"),
+    [
+        ({**drift_report("m-1", "m-1"), "tenant_id": "bank"}, "for tenant_id 'bank', not 'acme'"),
+        ({"n_pairs": 3}, "not a drift report"),
+        ({**drift_report("m-1", "m-1"), "n_pairs": None}, "no paired replays"),
+        ({**drift_report("m-1", "m-1"), "n_pairs": 0}, "no paired replays"),
+        ({**drift_report("m-1", "m-1"), "margin": 1.5}, r"margin must be in \(0, 1\]"),
+    ],
+)
+def test_evidence_refuses_reports_it_cannot_rest_on(pinned_store, report, error):
+    with pytest.raises(InvalidInputError, match=error):
+        evidence.build(pinned_store, "acme", "support", datetime.now(UTC), report=report)
 
 
 def _app() -> typer.Typer:
@@ -79,7 +106,7 @@ def test_cli_migration_rollback_and_evidence(home, tmp_path, monkeypatch):
     store = Store.open()
     for model in ("m-1", "m-2"):
         registry.add_version(store, "offline", model, actor="setup")
-    manifests.add_tenant(store, "bank", regulated=True, actor="setup")
+    tenants.add_tenant(store, "bank", regulated=True, actor="setup")
     manifests.pin(store, "bank", "support", "m-1", actor="setup")
     report = tmp_path / "staging.json"
     report.write_text(json.dumps(drift_report("m-1", "m-2")))
@@ -109,7 +136,7 @@ def test_cli_migration_rollback_and_evidence(home, tmp_path, monkeypatch):
     out, html = tmp_path / "evidence.json", tmp_path / "evidence.html"
     run("evidence", "bank", "support", "--since", "2020-01-01", "--output", str(out), "--html", str(html))
     data = json.loads(out.read_text())
-    assert data["answer"]["verdict"] == "not assessed" and data["current"]["pinned_model_id"] == "m-1"
+    assert data["answer"]["verdict"] == "inconclusive" and data["current"]["pinned_model_id"] == "m-1"
     assert "manifest.rollback" in [a["action"] for a in data["audit_trail"]] and html.read_text().startswith(
         "<!doctype html>"
     )

@@ -16,17 +16,19 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from drift_pipeline.detection import baselines, offline_llm
+from drift_pipeline.detection import baselines
+from drift_pipeline.detection.offline import variants
 from drift_pipeline.errors import RefusedError
-from drift_pipeline.migration import gates, staging
+from drift_pipeline.migration import promotion, review, staging, states
+from drift_pipeline.migration.rollback import rollback
 from drift_pipeline.persistence import audit
 from drift_pipeline.persistence.db import Store
 from drift_pipeline.persistence.objects import ObjectStore
 from drift_pipeline.traffic.records import TrafficRecord
-from drift_pipeline.versioning import manifests, registry
+from drift_pipeline.versioning import manifests, registry, tenants
 
 LEGACY = "acme-legacy-0301"
-OFFLINE = offline_llm.MODEL_ID
+OFFLINE = variants.MODEL_ID
 REFUSER = "acme-guarded-0101"
 TOOLS = [
     {
@@ -77,7 +79,7 @@ def _world(store: Store, tmp_path: Path, embedder: Any) -> tuple[ObjectStore, st
         store, "openai", LEGACY, actor="setup", litellm_params={"mock_response": "Thank you for contacting support."}
     )
     registry.add_version(store, "offline", OFFLINE, actor="setup")
-    manifests.add_tenant(store, "acme", actor="setup", regulated=True)
+    tenants.add_tenant(store, "acme", actor="setup", regulated=True)
     config = manifests.AgentConfig(system_prompt="You are a support agent.", tools=TOOLS, decoding={"max_tokens": 8})
     manifest = manifests.pin(store, "acme", "support", LEGACY, actor="setup", config=config)
     objects = ObjectStore(str(tmp_path / "objects"))
@@ -90,15 +92,15 @@ def _adapters(store: Store, objects: ObjectStore, embedder: Any) -> tuple[Any, A
     return runner, staging.StagingBaselineCreator(store, objects, actor="bob", embedder=embedder)
 
 
-def _promote_offline(store: Store, objects: ObjectStore, embedder: Any) -> gates.MigrationInfo:
+def _promote_offline(store: Store, objects: ObjectStore, embedder: Any) -> states.MigrationInfo:
     runner, creator = _adapters(store, objects, embedder)
-    m = gates.propose(store, "acme", "support", OFFLINE, actor="alice", reason="legacy is retiring")
-    m = gates.run_staging(store, m.id, runner, actor="alice")
+    m = review.propose(store, "acme", "support", OFFLINE, actor="alice", reason="legacy is retiring")
+    m = review.run_staging(store, m.id, runner, actor="alice")
     assert m.state == "review"  # regulated: a human decides whatever the verdict
-    m = gates.approve(store, m.id, reviewer="bob", reason="reviewed the staging diff", expected_version=m.version)
-    m = gates.start_canary(store, m.id, 0.1, actor="bob")
-    m = gates.start_canary(store, m.id, 0.5, actor="bob")
-    return gates.promote(store, m.id, creator, actor="bob", reason="canary healthy")
+    m = review.approve(store, m.id, reviewer="bob", reason="reviewed the staging diff", expected_version=m.version)
+    m = promotion.start_canary(store, m.id, 0.1, actor="bob")
+    m = promotion.start_canary(store, m.id, 0.5, actor="bob")
+    return promotion.promote(store, m.id, creator, actor="bob", reason="canary healthy")
 
 
 def _actions(store: Store) -> list[str]:
@@ -170,34 +172,34 @@ def test_aborted_canary_then_rollback(store, tmp_path, embedder) -> None:
         litellm_params={"mock_response": "I'm sorry, but I can't help with that."},
     )
     runner, _ = _adapters(store, objects, embedder)
-    m = gates.propose(store, "acme", "support", REFUSER, actor="alice")
-    m = gates.run_staging(store, m.id, runner, actor="alice")
+    m = review.propose(store, "acme", "support", REFUSER, actor="alice")
+    m = review.run_staging(store, m.id, runner, actor="alice")
     report = m.details["staging"]["report"]
     assert report["suite_baseline_id"] == promoted.details["baseline_id"]
     assert report["control"]["model_id"] == OFFLINE and report["control"]["drift_detected"] is False
     refusal = next(d for d in report["dimensions"] if d["name"] == "refusal")
     assert refusal["candidate_value"] == 1.0 > refusal["baseline_value"]  # the candidate always refuses
-    m = gates.approve(store, m.id, reviewer="bob", reason="accepting a stricter model, watch the canary")
-    m = gates.start_canary(store, m.id, 0.2, actor="bob")
+    m = review.approve(store, m.id, reviewer="bob", reason="accepting a stricter model, watch the canary")
+    m = promotion.start_canary(store, m.id, 0.2, actor="bob")
 
     alerts: list[dict[str, Any]] = []
     for _ in range(10):  # live outcomes: the canary slice refuses far more often than the pinned one
         live = [{"route": "pinned", "refusal": i % 20 == 0} for i in range(400)] + [
             {"route": "canary", "refusal": i % 2 == 0} for i in range(100)
         ]
-        verdict = gates.observe(store, m.id, live, alert=alerts.append)
+        verdict = promotion.observe(store, m.id, live, alert=alerts.append)
         if verdict.aborted:
             break
-    assert verdict.aborted and gates.active_canary(store, "acme", "support") is None
+    assert verdict.aborted and states.active_canary(store, "acme", "support") is None
     assert [a["kind"] for a in alerts] == ["canary_aborted"]
 
-    result = gates.rollback(store, "acme", "support", actor="carol", reason="incident: back to legacy")
+    result = rollback(store, "acme", "support", actor="carol", reason="incident: back to legacy")
     assert result.changed and promoted.id in result.closed_migrations
     now = manifests.current(store, "acme", "support")
     assert (now.pinned_model_id, now.behavioral_baseline_id) == (LEGACY, legacy_baseline)
-    assert gates.get(store, promoted.id).state == "rolled_back" and gates.get(store, m.id).state == "aborted"
+    assert states.get(store, promoted.id).state == "rolled_back" and states.get(store, m.id).state == "aborted"
 
-    again = gates.rollback(store, "acme", "support", actor="carol")
+    again = rollback(store, "acme", "support", actor="carol")
     assert not again.changed and manifests.current(store, "acme", "support").revision == now.revision
     actions = _actions(store)
     for action in ("migration.aborted", "migration.rolled_back", "manifest.rollback"):
@@ -210,10 +212,10 @@ def test_staging_fails_cleanly_when_no_prompt_replays(store, tmp_path, embedder)
     objects, _ = _world(store, tmp_path, embedder)
     registry.add_version(store, "offline", "smollm2-unserved", actor="setup")  # the provider refuses this id
     runner, _ = _adapters(store, objects, embedder)
-    m = gates.propose(store, "acme", "support", "smollm2-unserved", actor="alice")
+    m = review.propose(store, "acme", "support", "smollm2-unserved", actor="alice")
     with pytest.raises(RefusedError, match=r"produced no pairs: .*serves only"):
-        gates.run_staging(store, m.id, runner, actor="alice")
-    back = gates.get(store, m.id)
+        review.run_staging(store, m.id, runner, actor="alice")
+    back = states.get(store, m.id)
     assert back.state == "proposed" and "produced no pairs" in back.details["staging_error"]
 
 
@@ -230,7 +232,7 @@ def test_dagster_jobs_stage_review_and_assess_readiness(store, tmp_path, embedde
         "drift_store": DriftStore(database_url=store.engine.url.render_as_string(hide_password=False)),
         "object_storage": ObjectStorage(url=objects.url),
     }
-    m = gates.propose(store, "acme", "support", OFFLINE, actor="alice")
+    m = review.propose(store, "acme", "support", OFFLINE, actor="alice")
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
 
         def run(name: str, op: str, config: dict[str, Any]) -> dg.ExecuteInProcessResult:
@@ -241,7 +243,7 @@ def test_dagster_jobs_stage_review_and_assess_readiness(store, tmp_path, embedde
 
         staged = run("staging_replay_job", "stage_migration", {"migration_id": m.id})
         assert staged.success and staged.output_for_node("stage_migration")["state"] == "review"
-        assert gates.get(store, m.id).details["staging"]["report"]["candidate"] == OFFLINE
+        assert states.get(store, m.id).details["staging"]["report"]["candidate"] == OFFLINE
 
         with pytest.raises(Exception, match="cannot approve their own migration"):
             run(
@@ -259,7 +261,7 @@ def test_dagster_jobs_stage_review_and_assess_readiness(store, tmp_path, embedde
         registry.deprecate(store, LEGACY, sunset=date.today() - timedelta(days=1), successor=OFFLINE, actor="setup")
         assessed = run("readiness_job", "assess_readiness", {"on": date.today().isoformat()})
         [row] = assessed.output_for_node("assess_readiness")
-        forced = gates.get(store, row["migration_id"])
+        forced = states.get(store, row["migration_id"])
         assert forced.details["forced"] and forced.state == "review" and forced.id != m.id
         assert row["readiness"] == forced.readiness and forced.readiness in ("ready", "not ready")
         output = next(e for e in assessed.events_for_node("assess_readiness") if e.is_successful_output)

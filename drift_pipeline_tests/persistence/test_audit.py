@@ -11,14 +11,14 @@ from sqlalchemy import text, update
 from drift_pipeline.errors import InvalidInputError
 from drift_pipeline.persistence import audit
 from drift_pipeline.persistence.tables import AuditEntry
-from drift_pipeline.versioning import manifests, registry
+from drift_pipeline.versioning import manifests, registry, tenants
 
 
 @pytest.fixture
 def history(store):
     registry.add_version(store, "openai", "m-1", actor="alice")
     for tenant in ("acme", "globex"):
-        manifests.add_tenant(store, tenant, actor="alice")
+        tenants.add_tenant(store, tenant, actor="alice")
         manifests.pin(store, tenant, "support", "m-1", actor="bob")
     return store
 

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from drift_pipeline.errors import IntegrityError, InvalidInputError
-from drift_pipeline.persistence.objects import ObjectStore, read_traffic, storage_options_from_env, validate_slug
+from drift_pipeline.identifiers import check_identifier
+from drift_pipeline.persistence.objects import ObjectStore, storage_options_from_env
 
 
 def test_batches_round_trip_by_tenant_and_day(objects: ObjectStore):
@@ -52,9 +53,17 @@ def test_local_write_leaves_no_temporary_files(local_objects: ObjectStore, tmp_p
 @pytest.mark.parametrize("bad", ["", "../etc", "a/b", "a|b", "a,b", "a..b", ".hidden", "a b", "x" * 200])
 def test_tenant_ids_must_be_slugs(bad: str, local_objects: ObjectStore):
     with pytest.raises(InvalidInputError):
-        validate_slug(bad)
+        check_identifier(bad, "tenant id")
     with pytest.raises(InvalidInputError):
         local_objects.write_batch("traffic", bad, "2024-05-01", pd.DataFrame({"a": [1]}))
+
+
+@pytest.mark.parametrize("bad", ["acme\n", "Acme", "-acme", "_unknown", "x" * 101])
+def test_one_identifier_rule_refuses_newlines_capitals_and_leading_separators(bad: str):
+    with pytest.raises(InvalidInputError, match="invalid agent id"):
+        check_identifier(bad, "agent id")
+    assert check_identifier("acme-eu_2.prod", "agent id") == "acme-eu_2.prod"
+    assert check_identifier("x" * 100, "agent id") == "x" * 100
 
 
 def test_bad_day_and_format_are_refused(local_objects: ObjectStore):
@@ -62,13 +71,6 @@ def test_bad_day_and_format_are_refused(local_objects: ObjectStore):
         local_objects.write_batch("traffic", "acme", "2024-13-45", pd.DataFrame({"a": [1]}))
     with pytest.raises(InvalidInputError, match="unknown batch format"):
         local_objects.write_batch("traffic", "acme", "2024-05-01", pd.DataFrame({"a": [1]}), fmt="csv")
-
-
-def test_read_traffic_collapses_the_same_record_from_two_batches(objects: ObjectStore):
-    frame = pd.DataFrame({"record_id": ["a", "b"], "tenant_id": ["acme", "acme"]})
-    objects.write_batch("traffic", "acme", "2024-05-01", frame)
-    objects.write_batch("traffic", "acme", "2024-05-01", frame.iloc[:1])
-    assert sorted(read_traffic(objects, "acme")["record_id"]) == ["a", "b"]
 
 
 def test_s3_endpoint_comes_from_the_environment(monkeypatch, s3_endpoint: str, s3_bucket: str):

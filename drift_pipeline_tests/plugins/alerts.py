@@ -1,4 +1,4 @@
-"""Fixtures for the alerts tests: a real local HTTP receiver and a real local SMTP server.
+"""Fixtures for the alerts tests: a real local HTTP receiver (`drift_pipeline.alerts.receiver`) and SMTP server.
 
 The servers start once per test session; the function-scoped fixtures reset what they recorded, so
 every test sees only its own requests and e-mails. The Dagster sensor tests reuse them.
@@ -6,10 +6,8 @@ every test sees only its own requests and e-mails. The Dagster sensor tests reus
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import ipaddress
-import json
 import socket
 import ssl
 import threading
@@ -17,114 +15,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-
-@dataclass(frozen=True)
-class ReceivedRequest:
-    """One request the receiver got."""
-
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-@dataclass
-class _Rule:
-    fail_times: int = 0
-    status: int = 503
-
-
-class AlertReceiver:
-    """An HTTP server on 127.0.0.1 that records every POST and can be told to fail.
-
-    `fail(path, times)` answers the next `times` requests to `path` with a 503; `down(path)` fails all.
-    Successful PagerDuty-style requests get 202 with ``{"status": "success", "dedup_key": ...}``.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._requests: list[ReceivedRequest] = []
-        self._attempts: list[ReceivedRequest] = []
-        self._rules: dict[str, _Rule] = {}
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def base_url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def url(self, path: str) -> str:
-        return self.base_url + (path if path.startswith("/") else "/" + path)
-
-    def fail(self, path: str, times: int, status: int = 503) -> None:
-        with self._lock:
-            self._rules[path] = _Rule(times, status)
-
-    def down(self, path: str, status: int = 503) -> None:
-        self.fail(path, 10**9, status)
-
-    def requests(self, path: str | None = None) -> list[ReceivedRequest]:
-        """Requests answered with success (what a real receiver would have accepted)."""
-        with self._lock:
-            return [r for r in self._requests if path is None or r.path == path]
-
-    def attempts(self, path: str | None = None) -> list[ReceivedRequest]:
-        """Every request that arrived, failed ones included."""
-        with self._lock:
-            return [r for r in self._attempts if path is None or r.path == path]
-
-    def reset(self) -> None:
-        with self._lock:
-            self._requests.clear()
-            self._attempts.clear()
-            self._rules.clear()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def _record(self, request: ReceivedRequest) -> int:
-        with self._lock:
-            self._attempts.append(request)
-            rule = self._rules.get(request.path)
-            if rule and rule.fail_times > 0:
-                rule.fail_times -= 1
-                return rule.status
-            self._requests.append(request)
-            return 202
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                request = ReceivedRequest(self.path, {k: v for k, v in self.headers.items()}, body)
-                status = receiver._record(request)
-                reply: dict[str, Any] = {"status": "success" if status < 300 else "error"}
-                with contextlib.suppress(ValueError, AttributeError):  # not every channel posts JSON objects
-                    reply["dedup_key"] = json.loads(body).get("dedup_key")
-                data = json.dumps(reply).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
-                pass
-
-        return Handler
+from drift_pipeline.alerts.receiver import AlertReceiver
 
 
 @dataclass

@@ -1,20 +1,26 @@
-"""Fixtures for the gates tests: a small world of versions, tenants and pins, and fake injected steps."""
+"""Fixtures for the migration tests: a store with versions, tenants and pins, and fake injected steps."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from drift_pipeline.persistence.db import Store
-from drift_pipeline.versioning import manifests, registry
+from drift_pipeline.versioning import manifests, registry, tenants
 
 
-def drift_report(baseline: str, candidate: str, *, drifted: tuple[str, ...] = (), n_pairs: int = 40) -> dict[str, Any]:
-    """A drift report in the architecture.md schema, with the named dimensions drifted."""
+def drift_report(
+    baseline: str, candidate: str, *, drifted: tuple[str, ...] = (), n_pairs: int = 400, equivalent: bool = True
+) -> dict[str, Any]:
+    """A drift report in the docs/scoring.md schema, generated now: the named dimensions drifted, the others
+    equivalent within the 0.05 margin (or, with `equivalent=False`, inconclusive)."""
     dims = []
+    half = 0.02 if equivalent else 0.08
     for name in ("refusal", "length", "semantic_similarity"):
         hit = name in drifted
+        verdict = "drift" if hit else ("equivalent" if equivalent else "inconclusive")
         dims.append(
             {
                 "name": name,
@@ -26,11 +32,16 @@ def drift_report(baseline: str, candidate: str, *, drifted: tuple[str, ...] = ()
                 "ci_high": 0.3 if hit else 0.02,
                 "p_value": 0.001 if hit else 0.9,
                 "p_adjusted": 0.003 if hit else 1.0,
-                "test": "mcnemar-exact",
+                "test": "tango-score",
                 "n": n_pairs,
                 "drifted": hit,
                 "near_miss": False,
                 "direction": "up" if hit else "none",
+                "verdict": verdict,
+                "margin": 0.05,
+                "equivalence_low": 0.12 if hit else -half,
+                "equivalence_high": 0.28 if hit else half,
+                "pairs_needed": None if equivalent or hit else 900,
             }
         )
     return {
@@ -42,24 +53,29 @@ def drift_report(baseline: str, candidate: str, *, drifted: tuple[str, ...] = ()
         "n_pairs": n_pairs,
         "alpha": 0.01,
         "threshold": 0.05,
+        "margin": 0.05,
         "drift_detected": bool(drifted),
+        "verdict": "drift" if drifted else ("equivalent" if equivalent else "inconclusive"),
+        "pairs_needed": None if equivalent or drifted else 900,
         "dimensions": dims,
         "examples": [{"pair_id": str(i), "prompt": "p", "baseline_text": "a", "candidate_text": "b"} for i in range(8)],
-        "generated_at": "2026-11-26T07:00:00+00:00",
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
 class FakeStagingRunner:
     """Returns a canned drift report for the candidate and remembers what it was asked to replay."""
 
-    def __init__(self, drifted: tuple[str, ...] = (), fail: Exception | None = None) -> None:
-        self.drifted, self.fail, self.calls = drifted, fail, []
+    def __init__(self, drifted: tuple[str, ...] = (), fail: Exception | None = None, equivalent: bool = True) -> None:
+        self.drifted, self.fail, self.equivalent, self.calls = drifted, fail, equivalent, []
 
     def __call__(self, manifest: manifests.Manifest, candidate: registry.VersionInfo) -> dict[str, Any]:
         self.calls.append((manifest.tenant_id, manifest.agent_id, manifest.pinned_model_id, candidate.model_id))
         if self.fail is not None:
             raise self.fail
-        report = drift_report(manifest.pinned_model_id, candidate.model_id, drifted=self.drifted)
+        report = drift_report(
+            manifest.pinned_model_id, candidate.model_id, drifted=self.drifted, equivalent=self.equivalent
+        )
         return {**report, "tenant_id": manifest.tenant_id, "agent_id": manifest.agent_id}
 
 
@@ -75,13 +91,13 @@ class FakeBaselineCreator:
 
 
 @pytest.fixture
-def world(store: Store) -> Store:
+def pinned_store(store: Store) -> Store:
     """m-1, m-2, m-3 registered; tenants acme (not regulated) and bank (regulated), both agents on m-1."""
     for model in ("m-1", "m-2", "m-3"):
         registry.add_version(store, "offline", model, actor="setup")
     registry.set_alias(store, "m-latest", "m-2", actor="setup")
-    manifests.add_tenant(store, "acme", actor="setup")
-    manifests.add_tenant(store, "bank", actor="setup", regulated=True)
+    tenants.add_tenant(store, "acme", actor="setup")
+    tenants.add_tenant(store, "bank", actor="setup", regulated=True)
     for tenant in ("acme", "bank"):
         manifests.pin(store, tenant, "support", "m-1", actor="setup")
         manifests.set_baseline(store, tenant, "support", "bl-m-1-0", actor="setup")

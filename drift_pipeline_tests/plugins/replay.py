@@ -95,10 +95,11 @@ def fake_llm() -> Iterator[ScriptedLLM]:
 @pytest.fixture(scope="session")
 def offline_model() -> Any:
     """The real SmolLM2 offline provider, loaded once per test session and registered with litellm."""
-    from drift_pipeline.detection import offline_llm
+    from drift_pipeline.detection.offline.model import load_base
+    from drift_pipeline.detection.offline.provider import register_offline_provider
 
-    offline_llm.load_base()
-    return offline_llm.register_offline_provider()
+    load_base()
+    return register_offline_provider()
 
 
 def make_sample(prompts: list[str], *, tenant: str = "acme") -> pd.DataFrame:

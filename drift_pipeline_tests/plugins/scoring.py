@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -44,3 +46,16 @@ def answers(frame: pd.DataFrame, model: str) -> pd.DataFrame:
     """id, query, answer of one model, sorted by id."""
     rows = frame[frame["model"].str.endswith(model)].sort_values("id")
     return rows[["id", "query", "answer"]].fillna("").reset_index(drop=True)
+
+
+def per_pair_table(name: str, kind: str, base: Any, cand: Any) -> pd.DataFrame:
+    """The long per-pair table `statistics.evaluate` reads, for one dimension."""
+    return pd.DataFrame(
+        {
+            "pair_id": [str(i) for i in range(len(base))],
+            "dimension": name,
+            "kind": kind,
+            "baseline_value": np.asarray(base, float),
+            "candidate_value": np.asarray(cand, float),
+        }
+    )

@@ -10,10 +10,9 @@ from collections.abc import Sequence
 import litellm
 import pytest
 
-from drift_pipeline.persistence.objects import ObjectStore, read_traffic
+from drift_pipeline.persistence.objects import ObjectStore
 from drift_pipeline.traffic.capture import TrafficCapture, build_record
-from drift_pipeline.traffic.ingest import is_silent_reroute
-from drift_pipeline.traffic.records import TrafficRecord
+from drift_pipeline.traffic.records import TrafficRecord, is_silent_reroute, read_traffic
 
 META = {"tenant_id": "acme", "agent_id": "support", "workflow_type": "refund", "agent_step": "draft"}
 

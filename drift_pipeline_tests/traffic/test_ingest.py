@@ -11,9 +11,10 @@ import typer
 from typer.testing import CliRunner
 
 from drift_pipeline.errors import InvalidInputError, NotFoundError
-from drift_pipeline.persistence.objects import ObjectStore, read_traffic
-from drift_pipeline.traffic import ingest as ingest_mod
-from drift_pipeline.traffic.ingest import ingest, read_quarantine
+from drift_pipeline.persistence.objects import ObjectStore
+from drift_pipeline.traffic.ingest import fields
+from drift_pipeline.traffic.ingest.run import ingest, read_quarantine
+from drift_pipeline.traffic.records import read_traffic
 from drift_pipeline_tests.plugins.scoring import LLMDRIFT
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo_traffic.jsonl"
@@ -219,9 +220,9 @@ def test_demo_file_with_manifests_quarantines_unknown_agent(local_objects: Objec
 
 
 def test_normalise_rejects_wrong_types():
-    with pytest.raises(ingest_mod.RecordError) as err:
-        ingest_mod.normalise({**_good(1), "messages": [{"content": "no role"}]})
+    with pytest.raises(fields.RecordError) as err:
+        fields.normalise({**_good(1), "messages": [{"content": "no role"}]})
     assert err.value.reason == "wrong_type"
-    with pytest.raises(ingest_mod.RecordError) as err:
-        ingest_mod.normalise({**_good(1), "timestamp": "yesterday"})
+    with pytest.raises(fields.RecordError) as err:
+        fields.normalise({**_good(1), "timestamp": "yesterday"})
     assert err.value.reason == "bad_timestamp"

@@ -6,7 +6,7 @@ import sys
 import time
 
 from drift_pipeline.persistence import audit
-from drift_pipeline.versioning import manifests, registry
+from drift_pipeline.versioning import manifests, registry, tenants
 from drift_pipeline.versioning.runtime import Resolver
 
 ROUNDS = 15
@@ -30,7 +30,7 @@ def _writer(url: str, barrier, kind: str) -> None:
 def test_concurrent_writers_lose_no_update(store):
     registry.add_version(store, "openai", "m-1", actor="t")
     registry.add_version(store, "openai", "m-2", actor="t")
-    manifests.add_tenant(store, "acme", actor="t")
+    tenants.add_tenant(store, "acme", actor="t")
     manifests.pin(store, "acme", "support", "m-1", actor="t")
     url = store.engine.url.render_as_string(hide_password=False)
 
@@ -55,13 +55,13 @@ def test_concurrent_writers_lose_no_update(store):
 def test_resolver_sees_a_change_made_by_another_process(store):
     registry.add_version(store, "openai", "m-1", actor="t")
     registry.add_version(store, "openai", "m-2", actor="t")
-    manifests.add_tenant(store, "acme", actor="t")
+    tenants.add_tenant(store, "acme", actor="t")
     manifests.pin(store, "acme", "support", "m-1", actor="t")
     resolver = Resolver(store, poll_interval=0.1)
     assert resolver.resolve("acme", "support").model_id == "m-1"
 
     url = store.engine.url.render_as_string(hide_password=False)
-    code = f"from drift_pipeline import manifests; from drift_pipeline.persistence.db import Store; manifests.pin(Store.open({url!r}), 'acme', 'support', 'm-2', actor='other')"
+    code = f"from drift_pipeline.versioning import manifests; from drift_pipeline.persistence.db import Store; manifests.pin(Store.open({url!r}), 'acme', 'support', 'm-2', actor='other')"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
     time.sleep(0.15)
     assert resolver.resolve("acme", "support").model_id == "m-2"

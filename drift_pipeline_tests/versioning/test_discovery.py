@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
+from drift_pipeline.detection import probes
 from drift_pipeline.errors import InvalidInputError
 from drift_pipeline.persistence.db import Store
-from drift_pipeline.versioning import discovery, manifests, registry
+from drift_pipeline.versioning import discovery, manifests, model_ids, registry, tenants
 from drift_pipeline.versioning.discovery import Observation, ProviderSource
 from drift_pipeline_tests.plugins.providers import FakeOpenAI
 
@@ -25,7 +26,7 @@ from drift_pipeline_tests.plugins.providers import FakeOpenAI
     ],
 )
 def test_family_strips_the_version_suffix(model_id: str, expected: str) -> None:
-    assert discovery.family(model_id) == expected
+    assert model_ids.family(model_id) == expected
 
 
 def test_list_models_from_a_real_openai_compatible_server(fake_openai: FakeOpenAI) -> None:
@@ -54,7 +55,7 @@ def test_bad_source_config_is_refused_in_one_line(tmp_path: Any) -> None:
 def _seed(store: Store) -> None:
     registry.add_version(store, "openai", "llm-2025-06-01", actor="t", aliases=["llm-latest"])
     registry.add_version(store, "openai", "gpt-4-0613", actor="t")
-    manifests.add_tenant(store, "acme", actor="t")
+    tenants.add_tenant(store, "acme", actor="t")
     manifests.pin(store, "acme", "support", "llm-2025-06-01", actor="t")
 
 
@@ -95,7 +96,7 @@ def test_alias_move_is_noticed_applied_and_audited(sqlite_store: Store) -> None:
 def test_pinned_in_family_uses_prefix_and_alias_history(sqlite_store: Store) -> None:
     _seed(sqlite_store)
     registry.add_version(sqlite_store, "openai", "renamed-model", actor="t")
-    manifests.add_tenant(sqlite_store, "globex", actor="t")
+    tenants.add_tenant(sqlite_store, "globex", actor="t")
     manifests.pin(sqlite_store, "globex", "bot", "renamed-model", actor="t")
     current = manifests.list_current(sqlite_store)
     providers = {"llm-2025-06-01": "openai", "renamed-model": "openai", "llm-2026-01-01": "openai"}
@@ -117,7 +118,9 @@ def test_alias_resolution_through_litellm_reads_the_served_model(
         api_key_env="FAKE_OPENAI_KEY",
         aliases=("llm-latest",),
     )
-    [obs] = discovery.observe([source])
+    [obs] = discovery.observe([source], resolve_alias=probes.litellm_alias_resolver)
     assert obs.error is None, obs.error
     assert obs.aliases == {"llm-latest": "llm-2026-01-01"}
     assert ("POST", "/v1/chat/completions") in fake_openai.requests
+    [unresolved] = discovery.observe([source])  # no resolver: a clear error for that source, not a guess
+    assert unresolved.error and "no alias resolver" in unresolved.error

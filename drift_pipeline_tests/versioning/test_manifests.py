@@ -6,7 +6,7 @@ import pytest
 
 from drift_pipeline.errors import InvalidInputError, NotFoundError, RefusedError
 from drift_pipeline.persistence import audit
-from drift_pipeline.versioning import manifests, registry
+from drift_pipeline.versioning import manifests, registry, tenants
 from drift_pipeline.versioning.manifests import AgentConfig
 
 ACTOR = "test"
@@ -16,7 +16,7 @@ ACTOR = "test"
 def acme(store):
     registry.add_version(store, "openai", "gpt-4-0314", aliases=["gpt-4"], actor=ACTOR)
     registry.add_version(store, "openai", "gpt-4-0613", actor=ACTOR)
-    manifests.add_tenant(store, "acme", contact="ops@acme.io", regulated=True, actor=ACTOR)
+    tenants.add_tenant(store, "acme", contact="ops@acme.io", regulated=True, actor=ACTOR)
     return store
 
 
@@ -103,18 +103,18 @@ def test_valid_agent_config_loads_from_yaml_and_json(tmp_path):
 
 def test_tenant_settings_are_versioned_with_the_manifest(acme):
     manifests.pin(acme, "acme", "support", "gpt-4-0314", actor=ACTOR)
-    manifests.update_tenant(acme, "acme", sampling_consent=False, actor=ACTOR, reason="consent withdrawn")
+    tenants.update_tenant(acme, "acme", sampling_consent=False, actor=ACTOR, reason="consent withdrawn")
     revisions = manifests.history(acme, "acme", "support")
     assert [m.tenant.sampling_consent for m in revisions] == [True, False]
-    assert manifests.get_tenant(acme, "acme").sampling_consent is False
+    assert tenants.get_tenant(acme, "acme").sampling_consent is False
     with pytest.raises(InvalidInputError):
-        manifests.update_tenant(acme, "acme", contact="not-an-email", actor=ACTOR)
-    assert manifests.get_tenant(acme, "acme").contact == "ops@acme.io"
+        tenants.update_tenant(acme, "acme", contact="not-an-email", actor=ACTOR)
+    assert tenants.get_tenant(acme, "acme").contact == "ops@acme.io"
 
 
 def test_ids_must_be_slugs(acme):
     with pytest.raises(InvalidInputError):
-        manifests.add_tenant(acme, "Acme,Inc", actor=ACTOR)
+        tenants.add_tenant(acme, "Acme,Inc", actor=ACTOR)
     with pytest.raises(InvalidInputError):
         manifests.pin(acme, "acme", "a|b", "gpt-4-0314", actor=ACTOR)
 
@@ -131,7 +131,7 @@ def test_a_manifest_only_points_at_its_own_baseline(acme):
     from drift_pipeline.persistence.audit import utcnow
     from drift_pipeline.persistence.tables import Baseline
 
-    manifests.add_tenant(acme, "globex", actor=ACTOR)
+    tenants.add_tenant(acme, "globex", actor=ACTOR)
     manifests.pin(acme, "acme", "support", "gpt-4-0314", actor=ACTOR)
     manifests.pin(acme, "globex", "support", "gpt-4-0314", actor=ACTOR)
     with acme.transaction() as s:

@@ -6,7 +6,7 @@ import pytest
 
 from drift_pipeline.errors import NotFoundError, RefusedError
 from drift_pipeline.persistence import audit
-from drift_pipeline.versioning import manifests, registry
+from drift_pipeline.versioning import manifests, registry, tenants
 
 ACTOR = "test"
 
@@ -43,7 +43,7 @@ def test_names_are_either_a_version_or_an_alias(store):
 def test_deprecation_successor_and_usage(store):
     registry.add_version(store, "openai", "old-1", actor=ACTOR)
     registry.add_version(store, "openai", "new-2", actor=ACTOR)
-    manifests.add_tenant(store, "acme", actor=ACTOR)
+    tenants.add_tenant(store, "acme", actor=ACTOR)
     manifests.pin(store, "acme", "support", "old-1", actor=ACTOR)
     manifests.pin(store, "acme", "triage", "old-1", actor=ACTOR)
     manifests.pin(store, "acme", "triage", "new-2", actor=ACTOR)  # only the current revision counts

@@ -3,7 +3,7 @@
 import pytest
 
 from drift_pipeline.errors import NotFoundError
-from drift_pipeline.versioning import manifests, registry
+from drift_pipeline.versioning import manifests, registry, tenants
 from drift_pipeline.versioning.runtime import Resolver
 
 
@@ -11,7 +11,7 @@ from drift_pipeline.versioning.runtime import Resolver
 def pinned(store):
     registry.add_version(store, "openai", "m-1", decoding={"temperature": 0.2}, actor="t")
     registry.add_version(store, "local", "m-2", litellm_params={"api_base": "http://127.0.0.1:8000/v1"}, actor="t")
-    manifests.add_tenant(store, "acme", actor="t")
+    tenants.add_tenant(store, "acme", actor="t")
     manifests.pin(store, "acme", "support", "m-1", config=manifests.AgentConfig(decoding={"max_tokens": 64}), actor="t")
     return store
 

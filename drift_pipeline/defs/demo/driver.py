@@ -14,23 +14,28 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from rich.console import Console
 from rich.table import Table
 
 from drift_pipeline.config import Settings
-from drift_pipeline.detection import offline_llm
+from drift_pipeline.detection.offline import provider as offline_provider
+from drift_pipeline.detection.offline import variants
 from drift_pipeline.errors import RefusedError
 from drift_pipeline.persistence import audit
 from drift_pipeline.persistence.db import Store
 from drift_pipeline.persistence.objects import ObjectStore
-from drift_pipeline.versioning import manifests, registry
+from drift_pipeline.versioning import manifests, registry, tenants
+
+if TYPE_CHECKING:
+    from drift_pipeline.alerts.channels import ChannelConfig
+    from drift_pipeline.alerts.receiver import AlertReceiver
 
 DATA = Path(__file__).resolve().parent / "data"
 ACTOR = "demo"
-MODEL = offline_llm.MODEL_ID
+MODEL = variants.MODEL_ID
 TENANTS = {
     "acme": {
         "contact": "ml-oncall@acme.example",
@@ -40,7 +45,8 @@ TENANTS = {
     "globex": {"contact": "platform@globex.example", "regulated": False, "agents": {"assistant": "globex-assistant"}},
     "initech": {"contact": None, "regulated": False, "consent": False, "agents": {"helpdesk": "initech-helpdesk"}},
 }
-SILENT_REVISION = "safety-silent"
+SILENT_VARIANT = "safety-silent"
+DEMO_SECRET = "demo-secret"
 
 
 @dataclass
@@ -57,17 +63,17 @@ def setup_registry_and_manifests(store: Store) -> None:
     if MODEL not in {v.model_id for v in registry.list_versions(store)}:
         registry.add_version(
             store,
-            offline_llm.PROVIDER,
+            offline_provider.PROVIDER,
             MODEL,
             aliases=["smollm2"],
-            fingerprint=offline_llm.get_revision("base").fingerprint,
+            fingerprint=variants.get_variant("base").fingerprint,
             actor=ACTOR,
             reason="demo: the in-process offline model",
         )
-    known = {t.tenant_id for t in manifests.list_tenants(store)}
+    known = {t.tenant_id for t in tenants.list_tenants(store)}
     for tenant_id, spec in TENANTS.items():
         if tenant_id not in known:
-            manifests.add_tenant(
+            tenants.add_tenant(
                 store,
                 tenant_id,
                 contact=spec["contact"],
@@ -76,7 +82,7 @@ def setup_registry_and_manifests(store: Store) -> None:
                 actor=ACTOR,
             )
         for agent_id, config in spec["agents"].items():
-            if agent_id not in manifests.known_agents(store).get(tenant_id, set()):
+            if agent_id not in tenants.known_agents(store).get(tenant_id, set()):
                 agent = manifests.AgentConfig.from_file(DATA / "agents" / f"{config}.yaml")
                 manifests.pin(
                     store,
@@ -149,17 +155,19 @@ def run(console: Console, *, on_step: Callable[[str], None] | None = None) -> De
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
+    from drift_pipeline.alerts.receiver import AlertReceiver
     from drift_pipeline.alerts.router import AlertRouter
     from drift_pipeline.definitions import defs
+    from drift_pipeline.defs.alerts.sensors import alerts_for_run
+    from drift_pipeline.defs.detection.sensors import silent_change_tick
     from drift_pipeline.defs.partitions import key
-    from drift_pipeline.defs.sensors import alerts_for_run, silent_change_tick
-    from drift_pipeline.traffic.ingest import ingest_with_store
+    from drift_pipeline.traffic.ingest.run import ingest_with_store
 
     step = on_step or (lambda text: console.rule(f"[bold]{text}"))
     result = DemoResult()
     settings = Settings.from_env()
     store, objects = Store.open(), ObjectStore.from_settings()
-    offline_llm.set_revision(MODEL, "base", note="demo start: the model as validated")
+    variants.set_variant(MODEL, "base", note="demo start: the model as validated")
 
     step("1/6  Registry, tenants and manifests")
     setup_registry_and_manifests(store)
@@ -223,7 +231,7 @@ def run(console: Console, *, on_step: Callable[[str], None] | None = None) -> De
 
     step("5/6  Nightly shadow replay -> divergence scores -> drift report -> GX checks (expect: no drift)")
     receiver = AlertReceiver(settings.home / "demo" / "alerts")
-    router = AlertRouter(store, receiver.channels(), actor="sensor:drift_check_alerts")
+    router = AlertRouter(store, _demo_channels(receiver), actor="sensor:drift_check_alerts")
     for tenant_id in tenants:
         outcome = execute("replay_job", key(tenant_id, days[-1]), tags={"drift_pipeline/reason": "nightly"})
         alerts_for_run(instance, outcome.run_id, router)  # resolves incidents of earlier demo runs
@@ -232,9 +240,9 @@ def run(console: Console, *, on_step: Callable[[str], None] | None = None) -> De
     cursor = silent_change_tick(store, objects, None).cursor
 
     step(
-        f"6/6  Silent provider update ({SILENT_REVISION}: same model id, same fingerprint) -> sensor -> replay -> alert"
+        f"6/6  Silent provider update ({SILENT_VARIANT}: same model id, same fingerprint) -> sensor -> replay -> alert"
     )
-    offline_llm.set_revision(MODEL, SILENT_REVISION, note="demo: staged silent update")
+    variants.set_variant(MODEL, SILENT_VARIANT, note="demo: staged silent update")
     result.checks.clear()
     tick = silent_change_tick(store, objects, cursor)
     for line in tick.log:
@@ -243,15 +251,14 @@ def run(console: Console, *, on_step: Callable[[str], None] | None = None) -> De
         outcome = execute(request.job_name or "replay_job", request.partition_key, tags=dict(request.tags))
         alerts_for_run(instance, outcome.run_id, router)
     _print_checks(console, result, days[-1])
-    for alert in receiver.received:
-        if alert["path"] == "/incidents":
-            body = alert["body"]
-            result.alerts.append(body)
-            summary = (str(body.get("summary") or "").splitlines() or [""])[0][:140]
-            console.print(
-                f"  [red]ALERT {body.get('severity', '')}[/red] {body.get('tenant_id')}/{body.get('agent_id')}: "
-                f"{summary} [dim](HMAC-signed webhook to {receiver.url}/incidents)[/dim]"
-            )
+    for alert in receiver.requests("/incidents"):
+        body = alert.json()
+        result.alerts.append(body)
+        summary = (str(body.get("summary") or "").splitlines() or [""])[0][:140]
+        console.print(
+            f"  [red]ALERT {body.get('severity', '')}[/red] {body.get('tenant_id')}/{body.get('agent_id')}: "
+            f"{summary} [dim](HMAC-signed webhook to {receiver.url('/incidents')})[/dim]"
+        )
     receiver.close()
     result.reports = sorted(
         objects.uri(f"reports/tenant={t}/day={days[-1]}")
@@ -270,56 +277,19 @@ def _is_check_failure(event: Any) -> bool:
     return error is not None and "DagsterAssetCheckFailedError" in (error.cls_name or "")
 
 
-class AlertReceiver:
-    """A local HTTP endpoint standing in for the platform's incident system (a signed webhook and Slack)."""
+def _demo_channels(receiver: AlertReceiver) -> ChannelConfig:
+    """The local receiver standing in for the platform's incident system: a signed webhook and Slack."""
+    from drift_pipeline.alerts.channels import ChannelConfig
 
-    def __init__(self, folder: Path) -> None:
-        import http.server
-        import threading
-
-        self.folder, self.received = folder, []
-        folder.mkdir(parents=True, exist_ok=True)
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                receiver.received.append(
-                    {"path": self.path, "headers": dict(self.headers), "body": json.loads(body or b"{}")}
-                )
-                (receiver.folder / f"alert-{len(receiver.received):03d}{self.path.replace('/', '-')}.json").write_bytes(
-                    body
-                )
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                return
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def channels(self) -> Any:
-        from drift_pipeline.alerts.router import ChannelConfig
-
-        return ChannelConfig.from_dict(
-            {
-                "platform": [
-                    {
-                        "type": "webhook",
-                        "name": "incident-bus",
-                        "url": f"{self.url}/incidents",
-                        "secret": "demo-secret",
-                    },
-                    {"type": "slack", "webhook_url": f"{self.url}/slack"},
-                ],
-                "retry": {"attempts": 3, "backoff_s": 0.1},
-            }
-        )
-
-    def close(self) -> None:
-        self.server.shutdown()
+    return ChannelConfig.from_dict(
+        {
+            "platform": [
+                {"type": "webhook", "name": "incident-bus", "url": receiver.url("/incidents"), "secret": DEMO_SECRET},
+                {"type": "slack", "webhook_url": receiver.url("/slack")},
+            ],
+            "retry": {"attempts": 3, "backoff_s": 0.1},
+        }
+    )
 
 
 def _print_checks(console: Console, result: DemoResult, day: str) -> None:

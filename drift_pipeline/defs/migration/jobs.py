@@ -1,8 +1,9 @@
 """Migration jobs: staging replay, readiness assessment and a review decision, launchable from the UI.
 
-Each job is one op around `drift_pipeline.migration.gates` with the real adapters of `drift_pipeline.migration.staging`; the
-gates do the locking, the state checks and the audit entries, so a job launched twice, or beside a CLI
-command, is refused with the same one-line error the CLI prints.
+Each job is one op around the migration steps (`drift_pipeline.migration.review`, `.forced`) with the real
+adapters of `drift_pipeline.migration.staging`; the state machine (`drift_pipeline.migration.states`) does the
+locking, the state checks and the audit entries, so a job launched twice, or beside a CLI command, is
+refused with the same one-line error the CLI prints.
 """
 
 from datetime import UTC, date, datetime
@@ -11,7 +12,7 @@ from typing import Any
 import dagster as dg
 
 from drift_pipeline.defs.resources import DriftStore, ObjectStorage
-from drift_pipeline.migration import gates, staging
+from drift_pipeline.migration import forced, review, staging, states
 from drift_pipeline.versioning import manifests, registry
 
 ACTOR_PREFIX = "dagster:"
@@ -38,7 +39,7 @@ class ReadinessConfig(dg.Config):
     assess_upcoming: bool = True  # replay upcoming sunsets against the successor (no migration is opened)
 
 
-def _migration_metadata(m: gates.MigrationInfo) -> dict[str, Any]:
+def _migration_metadata(m: states.MigrationInfo) -> dict[str, Any]:
     staged = m.details.get("staging") or {}
     report = staged.get("report") or {}
     meta: dict[str, Any] = {
@@ -73,7 +74,7 @@ def stage_migration(
 ) -> dg.Output[dict[str, Any]]:
     store = drift_store.get()
     runner = staging.ReplayStagingRunner(store, object_storage.get())
-    m = gates.run_staging(
+    m = review.run_staging(
         store,
         config.migration_id,
         runner,
@@ -93,7 +94,7 @@ def stage_migration(
 def review_migration(
     context: dg.OpExecutionContext, config: ReviewConfig, drift_store: DriftStore
 ) -> dg.Output[dict[str, Any]]:
-    decide = gates.approve if config.approve else gates.reject
+    decide = review.approve if config.approve else review.reject
     m = decide(
         drift_store.get(),
         config.migration_id,
@@ -118,19 +119,19 @@ def assess_readiness(
     store, actor = drift_store.get(), f"{ACTOR_PREFIX}readiness"
     today = date.fromisoformat(config.on) if config.on else datetime.now(UTC).date()
     runner = staging.ReplayStagingRunner(store, object_storage.get())
-    forced = gates.open_forced_migrations(store, today, actor=actor, runner=runner)
-    for f in forced:
+    opened = forced.open_forced_migrations(store, today, actor=actor, runner=runner)
+    for f in opened:
         context.log.info(f"{f.tenant_id}/{f.agent_id}: {f.from_model_id} -> {f.to_model_id or '-'}: {f.readiness}")
-    for m in gates.list_migrations(store, open_only=True):
+    for m in states.list_migrations(store, open_only=True):
         if m.state == "proposed" and m.details.get("forced"):  # opened earlier without an assessment
             try:
-                gates.run_staging(store, m.id, runner, actor=actor)
+                review.run_staging(store, m.id, runner, actor=actor)
             except Exception as exc:  # one tenant's failed replay must not stop the others
                 context.log.warning(f"staging of migration {m.id} failed: {exc}")
-    rows = gates.readiness_report(store, today, horizon_days=config.horizon_days)
+    rows = forced.readiness_report(store, today, horizon_days=config.horizon_days)
     if config.assess_upcoming:
         rows = [_assess_upcoming(context, store, runner, r) if _upcoming(r) else r for r in rows]
-    return dg.Output(rows, metadata=_readiness_metadata(rows, forced))
+    return dg.Output(rows, metadata=_readiness_metadata(rows, opened))
 
 
 def _upcoming(row: dict[str, Any]) -> bool:
@@ -144,14 +145,14 @@ def _assess_upcoming(
     try:
         manifest = manifests.current(store, row["tenant_id"], row["agent_id"])
         report = runner(manifest, registry.get_version(store, row["successor_id"]))
-        passed = all(c["passed"] for c in gates.staging_checks(report))
+        passed = all(c["passed"] for c in review.staging_checks(report))
     except Exception as exc:  # reported per agent; the others are still assessed
         context.log.warning(f"readiness replay of {row['tenant_id']}/{row['agent_id']} failed: {exc}")
         return {**row, "readiness": f"assessment failed: {exc}"}
     return {**row, "readiness": "ready" if passed else "not ready", "report_uri": report.get("report_uri")}
 
 
-def _readiness_metadata(rows: list[dict[str, Any]], forced: list[gates.ForcedMigration]) -> dict[str, Any]:
+def _readiness_metadata(rows: list[dict[str, Any]], opened: list[forced.ForcedMigration]) -> dict[str, Any]:
     table = "| tenant/agent | model | sunset | days left | successor | migration | readiness |\n|---|---|---|---|---|---|---|\n"
     table += "\n".join(
         f"| {r['tenant_id']}/{r['agent_id']} | {r['model_id']} | {r['sunset_date']} | {r['days_left']} | "
@@ -161,7 +162,7 @@ def _readiness_metadata(rows: list[dict[str, Any]], forced: list[gates.ForcedMig
     return {
         "agents": len(rows),
         "ready": sum(r["readiness"] == "ready" for r in rows),
-        "forced_opened": sum(f.created for f in forced),
+        "forced_opened": sum(f.created for f in opened),
         "readiness": dg.MetadataValue.md(table if rows else "no agent is pinned to a version near its sunset"),
     }
 

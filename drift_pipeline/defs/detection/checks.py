@@ -2,8 +2,9 @@
 
 For every agent's report against its *pinned* model, the GX suite built from the manifest (the tenant's
 threshold plus the statistical verdicts, `expectations.py`) decides: a breach fails
-`drift_within_threshold` (ERROR, blocking: nothing downstream acts on a drifted model), a near miss fails
-`drift_near_miss` (WARN, the run still succeeds). Candidate reports are migration readiness, not
+`drift_within_threshold` (ERROR, blocking: nothing downstream acts on a drifted model), a dimension whose
+equivalence within the margin is not yet shown (inconclusive, near misses included) fails
+`equivalence_shown` (WARN, the run still succeeds, no incident). Candidate reports are migration readiness, not
 incidents, so they are shown in metadata but never fail a check. Each result's metadata carries the
 "alerts" the alert sensor sends.
 """
@@ -15,10 +16,10 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from drift_pipeline.alerts import router
+from drift_pipeline.alerts.events import episode_key
 from drift_pipeline.defs.partitions import tenant_day
 from drift_pipeline.defs.resources import DriftStore, ObjectStorage
-from drift_pipeline.detection import expectations, shadow
+from drift_pipeline.detection import expectation_suite, expectations, shadow
 
 
 def _evaluate(
@@ -57,7 +58,7 @@ def _result(
         asset_key="drift_report",
         check_name=check_name,
         passed=not failing,
-        severity=dg.AssetCheckSeverity.ERROR if severity == expectations.ERROR else dg.AssetCheckSeverity.WARN,
+        severity=dg.AssetCheckSeverity.ERROR if severity == expectation_suite.ERROR else dg.AssetCheckSeverity.WARN,
         description="; ".join(r.description for r in failing) or "every agent within its tenant's threshold",
         metadata=meta,
     )
@@ -65,9 +66,7 @@ def _result(
 
 def _alert(result: expectations.DriftCheckResult, report: pd.DataFrame) -> dict[str, Any]:
     rows = report[report["report_uri"] == result.report_uri]
-    episode = (
-        router.episode_key(str(rows["model_id"].iloc[0]), str(rows["baseline_id"].iloc[0])) if len(rows) else "unknown"
-    )
+    episode = episode_key(str(rows["model_id"].iloc[0]), str(rows["baseline_id"].iloc[0])) if len(rows) else "unknown"
     return {
         "tenant_id": result.tenant_id,
         "agent_id": result.agent_id,
@@ -89,10 +88,10 @@ def _alert(result: expectations.DriftCheckResult, report: pd.DataFrame) -> dict[
             description="ERROR when an agent's pinned model drifted beyond its tenant's threshold and noise floor (GX suite per tenant agent).",
         ),
         dg.AssetCheckSpec(
-            "drift_near_miss",
+            "equivalence_shown",
             asset="drift_report",
             partitions_def=tenant_day,
-            description="WARN when an agent's pinned model moved significantly and close to its tenant's threshold (a near miss).",
+            description="WARN while equivalence within the tenant's margin is not yet shown for an agent (inconclusive: too few pairs, or a near miss); not an incident.",
         ),
     ],
     ins={"drift_report": dg.AssetIn("drift_report")},
@@ -105,5 +104,5 @@ def drift_checks(
 ) -> Iterator[dg.AssetCheckResult]:
     tenant_id = context.partition_key.keys_by_dimension["tenant"]  # type: ignore[attr-defined]
     results = _evaluate(drift_report, drift_store, object_storage)
-    yield _result(results, drift_report, expectations.ERROR, tenant_id, "drift_within_threshold")
-    yield _result(results, drift_report, expectations.WARN, tenant_id, "drift_near_miss")
+    yield _result(results, drift_report, expectation_suite.ERROR, tenant_id, "drift_within_threshold")
+    yield _result(results, drift_report, expectation_suite.WARN, tenant_id, "equivalence_shown")

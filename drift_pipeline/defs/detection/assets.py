@@ -1,4 +1,4 @@
-"""Assets: sampled inputs -> behavioural baselines -> shadow replays -> divergence scores and drift report.
+"""Detection assets: sampled inputs -> behavioural baselines -> shadow replays -> divergence scores and drift report.
 
 Each asset is a thin call into the plain-Python core (sampling, baselines, detection); what it adds is
 partitioning (tenant x day, or tenant), lineage, and metadata that the Dagster UI shows and plots.
@@ -11,55 +11,10 @@ import pandas as pd
 
 from drift_pipeline.defs.partitions import split, tenant_day, tenants
 from drift_pipeline.defs.resources import DriftStore, ObjectStorage
+from drift_pipeline.defs.runs import CANDIDATES_TAG, REASON_TAG, WINDOW_TAG
+from drift_pipeline.defs.traffic.assets import OWNERS
 from drift_pipeline.detection import baselines, embeddings, shadow
-from drift_pipeline.traffic import sampling
 from drift_pipeline.versioning import manifests
-
-CANDIDATES_TAG = "drift_pipeline/candidates"
-REASON_TAG = "drift_pipeline/reason"
-# Which answers a replay may reuse from the cache: the same day, trigger and window (an hour for hourly
-# tenants, the new fingerprint after a silent change). A new window asks the providers again.
-WINDOW_TAG = "drift_pipeline/replay_window"
-OWNERS = ["team:ml-platform"]
-
-
-class SamplingConfig(dg.Config):
-    target: int = 200
-    min_per_stratum: int = 5
-    max_per_stratum: int = 50
-    seed: int = 0
-
-
-@dg.asset(
-    partitions_def=tenant_day,
-    group_name="traffic",
-    owners=OWNERS,
-    kinds={"python", "parquet"},
-    description="A tenant's anonymised, stratified (workflow type x agent step), near-duplicate-free sample of one day's traffic. Tenants without sampling consent are never sampled.",
-)
-def sampled_inputs(
-    context: dg.AssetExecutionContext, config: SamplingConfig, drift_store: DriftStore, object_storage: ObjectStorage
-) -> pd.DataFrame:
-    tenant_id, day = split(context)
-    store = drift_store.get()
-    policy = sampling.SamplingPolicy(config.target, config.min_per_stratum, config.max_per_stratum, config.seed)
-    result = sampling.sample_from_storage(
-        object_storage.get(), sampling.tenant_sampling_from_store(store, tenant_id), day, policy
-    )
-    if result.status != "sampled":
-        context.log.info(result.reason)
-    strata = pd.DataFrame([{"stratum": k, **v} for k, v in result.strata.items()])
-    context.add_output_metadata(
-        {
-            "status": result.status,
-            "reason": result.reason,
-            "records_in": result.n_input,
-            "after_dedup": result.n_after_dedup,
-            "sampled": len(result.frame),
-            "strata": dg.MetadataValue.md(strata.to_markdown(index=False) if len(strata) else "_none_"),
-        }
-    )
-    return result.frame
 
 
 class BaselineConfig(dg.Config):

@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from drift_pipeline.defs.assets import CANDIDATES_TAG, REASON_TAG, WINDOW_TAG
-from drift_pipeline.defs.jobs import nightly_drift_job
+from drift_pipeline.defs.detection.jobs import nightly_drift_job
 from drift_pipeline.defs.partitions import START_DATE, TENANTS, key
 from drift_pipeline.defs.resources import DriftStore
-from drift_pipeline.versioning import manifests
+from drift_pipeline.defs.runs import CANDIDATES_TAG, REASON_TAG, WINDOW_TAG
+from drift_pipeline.versioning import tenants
 
 NIGHTLY_CRON = "0 2 * * *"
 HOURLY_CRON = "15 * * * *"
@@ -69,7 +69,7 @@ def hourly_drift_schedule(
 ) -> dg.SkipReason | list[dg.RunRequest]:
     when = _tick_time(context)
     day = when.date().isoformat()
-    hourly = {t.tenant_id for t in manifests.list_tenants(drift_store.get()) if t.cadence == "hourly"}
+    hourly = {t.tenant_id for t in tenants.list_tenants(drift_store.get()) if t.cadence == "hourly"}
     tenant_ids = sorted(hourly & set(context.instance.get_dynamic_partitions(TENANTS)))
     if not tenant_ids:
         return dg.SkipReason("no tenant with an hourly cadence")

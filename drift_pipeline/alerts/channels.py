@@ -1,0 +1,256 @@
+"""Where alerts go: the channel models (Slack, PagerDuty, signed webhook, e-mail) and the operator's config.
+
+`ChannelConfig` is the validated ``alerts.yaml``: the platform's channels, each tenant's own, SMTP and the
+`retry` section (`DeliveryPolicy`). A channel's `send` raises `DeliveryError` when a message did not get
+through; `retryable` tells the router whether another try may help.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import smtplib
+import ssl
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from drift_pipeline.alerts.events import AlertMessage, Severity
+from drift_pipeline.alerts.payloads import email_message, pagerduty_payload, slack_payload
+from drift_pipeline.alerts.signing import sign
+from drift_pipeline.errors import InvalidInputError, NotFoundError
+from drift_pipeline.retry import RetryPolicy
+
+PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
+CONTACT_CHANNEL = "contact-email"
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class DeliveryError(Exception):
+    """A channel refused or could not take a message; `retryable` says whether trying again may help."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class BaseChannel(BaseModel):
+    """What every channel has: a `name` (its type by default), the least severity it hears, a timeout."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = ""
+    min_severity: Severity = "WARN"
+    timeout_s: float = 10.0
+
+    def model_post_init(self, _context: Any) -> None:
+        if not self.name:
+            self.name = self.type  # type: ignore[attr-defined]
+
+    def send(self, message: AlertMessage, client: httpx.Client, smtp: SmtpSettings | None) -> None:
+        raise NotImplementedError
+
+
+class SlackChannel(BaseChannel):
+    """Slack incoming webhook: a JSON body with `text` (fallback) and Block Kit `blocks`."""
+
+    type: Literal["slack"]
+    webhook_url: SecretStr
+
+    def send(self, message: AlertMessage, client: httpx.Client, smtp: SmtpSettings | None) -> None:
+        _post(client, self.webhook_url.get_secret_value(), slack_payload(message), self.timeout_s)
+
+
+class PagerDutyChannel(BaseChannel):
+    """PagerDuty Events API v2 (`POST /v2/enqueue`); trigger and resolve share the dedup key."""
+
+    type: Literal["pagerduty"]
+    routing_key: SecretStr
+    url: str = PAGERDUTY_URL
+    source: str = "drift-pipeline"
+    min_severity: Severity = "ERROR"  # page people for breaches only; near misses go to chat/e-mail
+
+    def send(self, message: AlertMessage, client: httpx.Client, smtp: SmtpSettings | None) -> None:
+        body = pagerduty_payload(message, self.routing_key.get_secret_value(), self.source)
+        _post(client, self.url, body, self.timeout_s)
+
+
+class WebhookChannel(BaseChannel):
+    """Generic webhook: JSON body signed with HMAC-SHA256 over ``"{timestamp}.{body}"``."""
+
+    type: Literal["webhook"]
+    url: str
+    secret: SecretStr
+
+    def send(self, message: AlertMessage, client: httpx.Client, smtp: SmtpSettings | None) -> None:
+        body = json.dumps(message.to_dict(), sort_keys=True, default=str).encode("utf-8")
+        headers = sign(self.secret.get_secret_value(), body)
+        _post(client, self.url, None, self.timeout_s, content=body, headers=headers)
+
+
+class EmailChannel(BaseChannel):
+    """E-mail to fixed recipients (e.g. the platform's on-call list) through the configured SMTP server."""
+
+    type: Literal["email"]
+    to: list[str]
+
+    def send(self, message: AlertMessage, client: httpx.Client, smtp: SmtpSettings | None) -> None:
+        if smtp is None:
+            raise DeliveryError("no smtp settings configured", retryable=False)
+        smtp.send(email_message(message, smtp.sender, self.to), self.timeout_s)
+
+
+Channel = Annotated[SlackChannel | PagerDutyChannel | WebhookChannel | EmailChannel, Field(discriminator="type")]
+
+
+class SmtpSettings(BaseModel):
+    """The SMTP server e-mail goes through; `starttls` upgrades the connection before login."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str
+    port: int = 25
+    sender: str
+    starttls: bool = False
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_file: str | None = None  # a private CA that signed the server's certificate
+
+    def send(self, msg: EmailMessage, timeout_s: float) -> None:
+        try:
+            with smtplib.SMTP(self.host, self.port, timeout=timeout_s) as smtp:
+                if self.starttls:
+                    smtp.starttls(context=ssl.create_default_context(cafile=self.ca_file))
+                if self.username:
+                    smtp.login(self.username, self.password.get_secret_value() if self.password else "")
+                smtp.send_message(msg)
+        except smtplib.SMTPResponseException as exc:
+            # 5xx SMTP replies are permanent (bad recipient, auth refused): retrying cannot help.
+            raise DeliveryError(f"smtp {exc.smtp_code}: {exc.smtp_error!r}", retryable=exc.smtp_code < 500) from exc
+        except smtplib.SMTPRecipientsRefused as exc:
+            raise DeliveryError(f"smtp refused recipients {sorted(exc.recipients)}", retryable=False) from exc
+        except (OSError, smtplib.SMTPException) as exc:
+            raise DeliveryError(f"smtp: {exc}") from exc
+
+
+class DeliveryPolicy(BaseModel):
+    """The config's `retry` section: tries per delivery, re-delivery rounds, and when a stale claim is taken over.
+
+    `attempts`, `backoff_s` and `max_backoff_s` become the shared `drift_pipeline.retry.RetryPolicy`
+    (exponential backoff with full jitter); `max_rounds` bounds how often later `notify` calls retry a
+    failed channel; a claim older than `claim_timeout_s` (its sender died) can be taken over.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    attempts: int = Field(4, ge=1, le=20)
+    backoff_s: float = Field(0.5, ge=0)
+    max_backoff_s: float = Field(30.0, ge=0)
+    max_rounds: int = Field(3, ge=1)
+    claim_timeout_s: float = Field(600.0, gt=0)
+
+    def retry_policy(self) -> RetryPolicy:
+        """The tries of one delivery on the project's one retry mechanism."""
+        return RetryPolicy(attempts=self.attempts, base_delay_s=self.backoff_s, max_delay_s=self.max_backoff_s)
+
+
+class ChannelConfig(BaseModel):
+    """Where alerts go: the platform's channels (always), the tenant's contact e-mail, per-tenant channels."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    platform: list[Channel] = Field(default_factory=list)
+    tenants: dict[str, list[Channel]] = Field(default_factory=dict)
+    contact_email: bool = True
+    smtp: SmtpSettings | None = None
+    retry: DeliveryPolicy = Field(default_factory=DeliveryPolicy)
+
+    @field_validator("platform")
+    @classmethod
+    def _unique_names(cls, channels: list[Any]) -> list[Any]:
+        names = [c.name for c in channels]
+        if len(set(names)) != len(names) or CONTACT_CHANNEL in names:
+            raise ValueError(f"channel names must be unique and not {CONTACT_CHANNEL!r}: {names}")
+        return channels
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, env: dict[str, str] | None = None) -> ChannelConfig:
+        """Validate a config mapping; ``${VAR}`` in any string is replaced from the environment."""
+        try:
+            return cls.model_validate(_expand_env(data or {}, os.environ if env is None else env))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise InvalidInputError(f"alert config: {where}: {first['msg']}") from exc
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, *, env: dict[str, str] | None = None) -> ChannelConfig:
+        import yaml
+
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"alert config {str(path)!r} does not exist") from exc
+        except (OSError, yaml.YAMLError) as exc:
+            raise InvalidInputError(f"alert config {str(path)!r} is not readable YAML: {exc}") from exc
+        if data is not None and not isinstance(data, dict):
+            raise InvalidInputError(f"alert config {str(path)!r} must be a mapping")
+        return cls.from_dict(data or {}, env=env)
+
+    def tenant_channels(self, tenant_id: str) -> list[BaseChannel]:
+        """That tenant's own channels only, named ``tenant/<name>`` so they never collide with the platform's."""
+        return [c.model_copy(update={"name": f"tenant/{c.name}"}) for c in self.tenants.get(tenant_id, [])]
+
+
+def load_channel_config(path: str | Path | None = None) -> ChannelConfig:
+    """The config at `path`, `$DRIFT_PIPELINE_ALERTS_CONFIG` or ``<home>/alerts.yaml``; empty when none exists."""
+    from drift_pipeline.config import Settings
+
+    explicit = path or Settings.from_env().alerts_config
+    if explicit:
+        return ChannelConfig.from_yaml(explicit)
+    default = Settings.from_env().home / "alerts.yaml"
+    return ChannelConfig.from_yaml(default) if default.exists() else ChannelConfig()
+
+
+def _post(
+    client: httpx.Client,
+    url: str,
+    body: dict[str, Any] | None,
+    timeout_s: float,
+    *,
+    content: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> None:
+    try:
+        if content is not None:
+            response = client.post(url, content=content, headers=headers, timeout=timeout_s)
+        else:
+            response = client.post(url, json=body, headers=headers, timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
+    if response.is_success:
+        return
+    # 429 and 5xx are transient; any other 4xx (bad routing key, bad URL) will not heal by retrying.
+    retryable = response.status_code == 429 or response.status_code >= 500
+    raise DeliveryError(f"HTTP {response.status_code}: {response.text[:200]}", retryable=retryable)
+
+
+def _expand_env(value: Any, env: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _expand_env(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, env) for v in value]
+    if isinstance(value, str):
+
+        def repl(match: re.Match[str]) -> str:
+            if match.group(1) not in env:
+                raise InvalidInputError(f"alert config refers to ${{{match.group(1)}}}, which is not set")
+            return env[match.group(1)]
+
+        return _ENV_REF.sub(repl, value)
+    return value

@@ -1,0 +1,88 @@
+"""Run requests and sensor cursors shared by the sensors and schedules of every pillar.
+
+Each polling sensor keeps a JSON cursor of what it has already acted on and gives every run request a
+stable `run_key`, so a re-evaluated tick never launches a replay twice. The tick logic lives in plain
+functions (`*_tick`) that the sensors, the tests and `benchmarks/bench_scale.py` share.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+
+from drift_pipeline.defs.detection.jobs import replay_job
+from drift_pipeline.defs.partitions import key, tenants
+
+CANDIDATES_TAG = "drift_pipeline/candidates"
+REASON_TAG = "drift_pipeline/reason"
+# Which answers a replay may reuse from the cache: the same day, trigger and window (an hour for hourly
+# tenants, the new fingerprint after a silent change). A new window asks the providers again.
+WINDOW_TAG = "drift_pipeline/replay_window"
+MODEL_TAG = "drift_pipeline/model"
+
+
+@dataclass
+class Tick:
+    """What one evaluation decided: run requests, the next cursor, and lines for the sensor log."""
+
+    run_requests: list[dg.RunRequest] = field(default_factory=list)
+    cursor: dict[str, Any] = field(default_factory=dict)
+    log: list[str] = field(default_factory=list)
+    partitions_to_add: list[str] = field(default_factory=list)
+
+    def result(self, context: dg.SensorEvaluationContext, skip: str) -> dg.SensorResult:
+        for line in self.log:
+            context.log.info(line)
+        return dg.SensorResult(
+            run_requests=self.run_requests,
+            cursor=json.dumps(self.cursor, sort_keys=True),
+            skip_reason=None if self.run_requests or self.partitions_to_add else skip,
+            dynamic_partitions_requests=[tenants.build_add_request(self.partitions_to_add)]
+            if self.partitions_to_add
+            else None,
+        )
+
+
+def today_utc(now: datetime | None = None) -> str:
+    return (now or datetime.now(UTC)).astimezone(UTC).date().isoformat()
+
+
+def load_cursor(cursor: str | None) -> dict[str, Any] | None:
+    """The JSON cursor, or None on the first tick (a cursor that is not JSON starts over, logged by Dagster)."""
+    if not cursor:
+        return None
+    try:
+        data = json.loads(cursor)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def replay_request(
+    tenant_id: str,
+    day: str,
+    reason: str,
+    candidates: Iterable[str],
+    *,
+    key_suffix: str = "",
+    run_key: str | None = None,
+    window: str = "",
+) -> dg.RunRequest:
+    """A `replay_job` run for one tenant-day with the contract's tags and a stable run key."""
+    cands = sorted(set(candidates))
+    tags = {REASON_TAG: reason, CANDIDATES_TAG: ",".join(cands)}
+    if window:
+        tags[WINDOW_TAG] = window
+    if cands:
+        tags[MODEL_TAG] = cands[0]
+    return dg.RunRequest(
+        run_key=run_key or f"{reason}:{tenant_id}:{day}:{','.join(cands)}{key_suffix}",
+        job_name=replay_job.name,
+        partition_key=key(tenant_id, day),
+        tags=tags,
+    )

@@ -1,0 +1,1 @@
+"""Dagster wiring of the traffic pillar: assets, checks, jobs, schedules and sensors over `drift_pipeline.traffic`."""
