@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     probe_hosted: bool = Field(False, description="Also probe hosted (paid) providers, not only self-hosted ones.")
     deprecation_notice_days: int = Field(30, ge=1, description="Days before a sunset that tenants are told.")
     deprecation_batch: int = Field(500, ge=1, description="Deprecation notices per sensor tick.")
+    # Detection.
+    replay_pairs: int | None = Field(None, ge=1, description="Baseline prompts the nightly replay uses first.")
+    top_up_pairs: int | None = Field(
+        None, ge=1, description="Prompts an inconclusive comparison may be topped up to (needs REPLAY_PAIRS)."
+    )
     # The offline model.
     llm_threads: int | None = Field(None, ge=1, description="Torch threads for the offline model's generation.")
 

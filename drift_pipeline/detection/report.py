@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from drift_pipeline.detection.dimensions.base import PairContext
     from drift_pipeline.detection.statistics import DimensionResult, NoiseFloor
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "2.0"  # 2.0: three-way `verdict` with equivalence intervals
 # A pair "changed" on a continuous dimension when its own practical change reaches this (or the threshold).
 EXAMPLE_CHANGE = 0.2
 EXAMPLE_TEXT_CHARS = 2000
@@ -40,7 +40,7 @@ def build_report(
     quarantined: Sequence[dict[str, str]] = (),
     n_examples: int = 10,
 ) -> dict[str, Any]:
-    """The drift report dict (schema_version 1.0 keys of docs/architecture.md, plus extras)."""
+    """The drift report dict (the schema of docs/architecture.md, "Drift report")."""
     from drift_pipeline.detection.verdicts import overall
 
     drifted = [r.name for r in results if r.drifted]

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from drift_pipeline.detection import baselines, report, scoring
+from drift_pipeline.detection import top_up as top_up_design
 from drift_pipeline.detection.embeddings import Embedder
 from drift_pipeline.detection.replay import ReplayTarget, replay
 from drift_pipeline.errors import NotFoundError
@@ -71,15 +73,21 @@ def replay_agent(
     *,
     candidates: list[str],
     cache_namespace: str,
+    limit: int | None = None,
     progress: bool = False,
 ) -> pd.DataFrame:
-    """Replay the agent's baseline prompts against the pinned model and candidates (one row per prompt x model)."""
+    """Replay the agent's baseline prompts against the pinned model and candidates (one row per prompt x model).
+
+    `limit` replays only the first that many of the baseline's prompts (its stored order), for a top-up design.
+    """
     if not manifest.behavioral_baseline_id:
         raise NotFoundError(
             f"{manifest.tenant_id}/{manifest.agent_id} has no baseline yet: materialize behavioral_baselines first"
         )
     info = baselines.get(store, manifest.behavioral_baseline_id)
     prompts = baselines.load_frame(objects, info)
+    if limit is not None:
+        prompts = prompts.head(limit)
     chosen = targets(store, manifest, candidates)
     version = registry.get_version(store, manifest.pinned_model_id)
     out = replay(
@@ -107,8 +115,15 @@ def score_agent(
     replays: pd.DataFrame,
     *,
     embedder: Embedder | None = None,
+    top_up: top_up_design.TopUpPlan | None = None,
+    replay_more: Callable[[int], pd.DataFrame] | None = None,
+    alpha: float = 0.01,
 ) -> list[AgentDrift]:
-    """Score each target's replay of this agent against the baseline in force."""
+    """Score each target's replay of this agent against the baseline in force.
+
+    With a `top_up` plan, an inconclusive target is scored again on up to `top_up.budget` prompts, which
+    `replay_more(n)` replays (cached: the first look's prompts cost nothing); see `top_up`.
+    """
     rows = replays[replays["agent_id"] == manifest.agent_id]
     if rows.empty:
         return []
@@ -120,18 +135,33 @@ def score_agent(
         pairs = baselines.pairs_frame(frame, outputs)
         if pairs.empty:
             continue
-        result = scoring.score_pairs(
-            pairs,
-            baseline=f"{info.model_id} (baseline {info.baseline_id})",
-            candidate=model_id,
-            threshold=manifest.drift_alert_threshold,
-            response_schema=manifest.config.response_schema,
-            tools=manifest.config.tools or None,
-            noise_floor=info.noise_floor,
-            embedder=embedder,
-            tenant_id=manifest.tenant_id,
-            agent_id=manifest.agent_id,
-        )
+
+        def score(pairs: pd.DataFrame, level: float, model_id: str = model_id) -> scoring.ScoreResult:
+            return scoring.score_pairs(
+                pairs,
+                baseline=f"{info.model_id} (baseline {info.baseline_id})",
+                candidate=model_id,
+                threshold=manifest.drift_alert_threshold,
+                alpha=level,
+                response_schema=manifest.config.response_schema,
+                tools=manifest.config.tools or None,
+                noise_floor=info.noise_floor,
+                embedder=embedder,
+                tenant_id=manifest.tenant_id,
+                agent_id=manifest.agent_id,
+            )
+
+        if top_up is None or replay_more is None:
+            result = score(pairs, alpha)
+        else:
+
+            def pairs_for(n: int, model_id: str = model_id, pairs: pd.DataFrame = pairs) -> pd.DataFrame:
+                if n <= len(pairs):
+                    return pairs.head(n)
+                more = replay_more(n)
+                return baselines.pairs_frame(frame, more[more["model"] == model_id]).head(n)
+
+            result = top_up_design.decide(top_up, pairs_for, score, alpha=alpha)
         results.append(
             AgentDrift(
                 manifest.tenant_id, manifest.agent_id, str(outputs["role"].iloc[0]), model_id, info.baseline_id, result

@@ -45,7 +45,7 @@ class DimensionSpec:
 
 @dataclass
 class DimensionResult:
-    """One dimension's verdict; `to_dict` gives the report's entry (schema_version 1.0 keys + extras)."""
+    """One dimension's verdict; `to_dict` gives the report's entry (docs/architecture.md, "Drift report")."""
 
     name: str
     kind: str

@@ -36,7 +36,7 @@ def dim(name: str, effect: float, p_adjusted: float, *, drifted: bool = False, n
 
 def report(*dims: dict[str, Any], threshold: float = 0.05, tenant: str = "acme") -> dict[str, Any]:
     return {
-        "schema_version": "1.0",
+        "schema_version": "2.0",
         "tenant_id": tenant,
         "agent_id": "support",
         "baseline": "bl-1",

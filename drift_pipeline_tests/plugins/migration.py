@@ -45,7 +45,7 @@ def drift_report(
             }
         )
     return {
-        "schema_version": "1.0",
+        "schema_version": "2.0",
         "tenant_id": None,
         "agent_id": None,
         "baseline": baseline,

@@ -9,11 +9,12 @@ from collections.abc import Iterator
 import dagster as dg
 import pandas as pd
 
+from drift_pipeline.config import Settings
 from drift_pipeline.defs.partitions import split, tenant_day, tenants
 from drift_pipeline.defs.resources import DriftStore, ObjectStorage
 from drift_pipeline.defs.runs import CANDIDATES_TAG, REASON_TAG, WINDOW_TAG
 from drift_pipeline.defs.traffic.assets import OWNERS
-from drift_pipeline.detection import baselines, embeddings, shadow
+from drift_pipeline.detection import baselines, embeddings, shadow, top_up
 from drift_pipeline.versioning import manifests
 
 
@@ -103,19 +104,16 @@ def shadow_replays(
 ) -> pd.DataFrame:
     tenant_id, day = split(context)
     store, objects = drift_store.get(), object_storage.get()
-    candidates = [c for c in context.run.tags.get(CANDIDATES_TAG, "").split(",") if c]
+    candidates, namespace = _replay_scope(context, day)
     reason = context.run.tags.get(REASON_TAG, "nightly")
-    window = context.run.tags.get(WINDOW_TAG, "")
+    limit = Settings.from_env().replay_pairs
     frames = []
     for manifest in manifests.list_current(store, tenant_id):
         if not manifest.behavioral_baseline_id:
             context.log.warning(f"{tenant_id}/{manifest.agent_id}: no baseline in force, nothing to replay")
             continue
-        # Reruns of a run resume from the cache; a new day, trigger or window asks the providers again.
         frames.append(
-            shadow.replay_agent(
-                store, objects, manifest, candidates=candidates, cache_namespace=f"{day}:{reason}:{window}"
-            )
+            shadow.replay_agent(store, objects, manifest, candidates=candidates, cache_namespace=namespace, limit=limit)
         )
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     failed = int((out["error"].fillna("") != "").sum()) if len(out) else 0
@@ -155,11 +153,27 @@ def divergence(
 ) -> Iterator[dg.Output]:
     tenant_id, day = split(context)
     store, objects = drift_store.get(), object_storage.get()
+    candidates, namespace = _replay_scope(context, day)
+    settings = Settings.from_env()
+    plan = (
+        top_up.TopUpPlan(settings.replay_pairs, settings.top_up_pairs)
+        if settings.replay_pairs and settings.top_up_pairs
+        else None
+    )
     scores, rows, plots = [], [], {}
     for manifest in manifests.list_current(store, tenant_id):
         if shadow_replays.empty:
             break
-        for drift in shadow.score_agent(store, objects, manifest, shadow_replays, embedder=embeddings.shared()):
+
+        def replay_more(n: int, manifest: manifests.Manifest = manifest) -> pd.DataFrame:
+            return shadow.replay_agent(
+                store, objects, manifest, candidates=candidates, cache_namespace=namespace, limit=n
+            )
+
+        drifts = shadow.score_agent(
+            store, objects, manifest, shadow_replays, embedder=embeddings.shared(), top_up=plan, replay_more=replay_more
+        )
+        for drift in drifts:
             shadow.write_reports(objects, drift, day)
             scores.append(
                 drift.result.per_pair.assign(
@@ -196,3 +210,11 @@ def divergence(
             **{f"effect {k}": v for k, v in sorted(plots.items())},
         },
     )
+
+
+def _replay_scope(context: dg.AssetExecutionContext, day: str) -> tuple[list[str], str]:
+    """The run's candidate versions and its replay-cache namespace (day, trigger, window)."""
+    tags = context.run.tags
+    candidates = [c for c in tags.get(CANDIDATES_TAG, "").split(",") if c]
+    # Reruns of a run resume from the cache; a new day, trigger or window asks the providers again.
+    return candidates, f"{day}:{tags.get(REASON_TAG, 'nightly')}:{tags.get(WINDOW_TAG, '')}"

@@ -38,9 +38,10 @@ def _evaluate(
 def _result(
     results: list[expectations.DriftCheckResult], report: pd.DataFrame, severity: str, tenant_id: str, check_name: str
 ) -> dg.AssetCheckResult:
-    failing = [r for r in results if r.severity == severity]
+    # The ERROR check fails on drift; the WARN check on anything short of equivalence (drift included).
+    failing = [r for r in results if r.severity == severity or (severity == expectation_suite.WARN and r.severity)]
     worst = max((r.observed_value for r in results), default=0.0)
-    alert_list = [_alert(r, report) for r in failing]
+    alert_list = [_alert(r, report) for r in failing if r.severity == severity]  # one alert per finding
     meta: dict[str, Any] = {
         "tenant_id": tenant_id,
         "observed_value": float(worst),
