@@ -7,14 +7,32 @@ import json
 from datetime import UTC, date, datetime
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 
 from drift_pipeline.config import Settings
 from drift_pipeline.errors import InvalidInputError
 from drift_pipeline.persistence.db import Store
 
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True)
+# Width when the output is not a terminal (a pipe, a file, a test runner): wide enough that tables and
+# lines never wrap or crop at whatever COLUMNS the environment happens to set.
+PIPE_WIDTH = 200
+
+
+class _Console(Console):
+    """A rich console that follows the terminal's width, and a fixed generous one anywhere else."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        real = super().size
+        return real if self.is_terminal else ConsoleDimensions(max(real.width, PIPE_WIDTH), real.height)
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)  # type: ignore[attr-defined]
+
+
+console = _Console()
+err_console = _Console(stderr=True, soft_wrap=True)
 
 
 def open_store() -> Store:

@@ -42,7 +42,8 @@ def plan_command(
     if as_json:
         print(json.dumps(rows))  # plain print: machine output never wraps at the terminal width
         return
-    table = Table(title=f"pairs needed to show equivalence (alpha {alpha:g}, changed share {changed_share:g})")
+    console.print(f"pairs needed to show equivalence (alpha {alpha:g}, changed share {changed_share:g})")
+    table = Table()
     for column in ("margin", "binary dimensions", "continuous dimensions"):
         table.add_column(column, justify="right")
     for row in rows:

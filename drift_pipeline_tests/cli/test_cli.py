@@ -110,3 +110,14 @@ def _commands(group, prefix=()):
 def test_every_command_has_help(cli, path):
     code, out, _ = cli(*path, "--help")
     assert code == 0 and "Usage" in out and len(out.splitlines()) > 3
+
+
+@pytest.mark.parametrize("columns", ["40", "300"])
+def test_output_to_a_pipe_does_not_depend_on_the_terminal_width(cli, monkeypatch, columns):
+    """A narrow COLUMNS once wrapped "2 called" over two lines and broke a test: piped output is never wrapped."""
+    monkeypatch.setenv("COLUMNS", columns)
+    code, out, _ = cli("plan", "--threshold", "0.05", "--threshold", "0.02")
+    assert code == 0
+    assert "pairs needed to show equivalence (alpha 0.01, changed share 0)" in out
+    rows = [line for line in out.splitlines() if "0.02" in line]
+    assert len(rows) == 1 and "268" in rows[0] and "344" in rows[0]
