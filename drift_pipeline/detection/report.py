@@ -338,7 +338,7 @@ def _effect_plot(report: dict[str, Any]) -> str | None:
     alpha = report["alpha"]
     ax.set_xlabel(f"effect with its {1 - 2 * alpha:.0%} interval (0..1: rate change, relative change, similarity)")
     ax.set_title("Inside the band: equivalent. Beyond it and significant: drift. Otherwise: inconclusive.")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=8, frameon=False)  # below: never over a bar
     return _png(fig)
 
 
