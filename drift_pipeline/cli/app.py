@@ -30,7 +30,8 @@ for group in (demo, registry, manifests, ingest, replay, compare, plan, migrate,
 
 
 def main() -> None:
-    """Console-script entry point: user mistakes print one line and exit 1, never a traceback."""
+    """Console-script entry point: a refused request is one line and exit 1, a usage mistake one line and
+    exit 2; never a traceback."""
     try:
         app(standalone_mode=False)
     except DriftPipelineError as exc:
@@ -43,9 +44,12 @@ def main() -> None:
         code = getattr(exc, "exit_code", None)
         sys.exit(code if code is not None else getattr(exc, "code", 0))
     except Exception as exc:
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+        if _is_click_error(exc):  # usage mistakes (unknown option or command, bad value): one line, exit 2
+            common.err_console.print(f"[red]error:[/red] {exc.format_message()}", highlight=False)  # type: ignore[attr-defined]
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
         raise
+
+
+def _is_click_error(exc: BaseException) -> bool:
+    """click's own errors, and those of the click copy typer vendors (`typer._click`): same class name."""
+    return any(cls.__name__ == "ClickException" for cls in type(exc).__mro__)

@@ -18,9 +18,9 @@ every tested dimension is equivalent, else `inconclusive`.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from drift_pipeline.detection.intervals import Interval
 
@@ -134,3 +134,28 @@ def plan(
         "continuous": PairedMeans(0.0, spread, 2.0, 2 * half, 2 * half),
     }
     return {kind: pairs_needed(ev, alpha=alpha, margin=margin, bar=margin, tests=1) for kind, ev in kinds.items()}
+
+
+def unproven_dimensions(report: Mapping[str, Any]) -> list[str]:
+    """Tested dimensions of a stored drift report whose own interval is not inside +/-margin.
+
+    For reports read back from files and stores: the intervals are re-checked, a verdict string alone
+    proves nothing (a missing, non-finite or too wide interval counts as unproven).
+    """
+    margin = report.get("margin", report.get("threshold"))
+    unproven = []
+    for dim in report.get("dimensions") or []:
+        if dim.get("p_value") is None:
+            continue  # descriptive, untested
+        numbers = (dim.get("equivalence_low"), dim.get("equivalence_high"), margin)
+        finite = all(isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in numbers)
+        low, high = numbers[0], numbers[1]
+        if not (finite and dim.get("verdict") == "equivalent" and -margin < low <= high < margin):  # type: ignore[operator]
+            unproven.append(str(dim.get("name")))
+    return unproven
+
+
+def shows_equivalence(report: Mapping[str, Any]) -> bool:
+    """A stored report proves equivalence: verdict `equivalent`, tested dimensions, every interval inside."""
+    tested = [d for d in report.get("dimensions") or [] if d.get("p_value") is not None]
+    return report.get("verdict") == "equivalent" and bool(tested) and not unproven_dimensions(report)

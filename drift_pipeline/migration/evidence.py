@@ -10,7 +10,6 @@ audit trail since the date, with the audit chain verified.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from drift_pipeline.detection import verdicts
 from drift_pipeline.errors import InvalidInputError
 from drift_pipeline.migration import states
 from drift_pipeline.persistence import audit
@@ -158,8 +158,8 @@ def _answer(
             **meta,
         )
     margin, alpha, n = report.get("margin", report.get("threshold")), report.get("alpha"), report.get("n_pairs")
-    unproven = [d["name"] for d in dims if not _equivalent(d, margin)]
-    if dims and not unproven and report.get("verdict") == "equivalent":
+    unproven = verdicts.unproven_dimensions(report)
+    if verdicts.shows_equivalence(report):
         return answer(
             "equivalent",
             f"every tested dimension's {1 - 2 * float(alpha):.0%} interval lies within +/-{margin} over {n} "
@@ -174,15 +174,6 @@ def _answer(
         f"over {n} paired replays" + (f"; about {needed} pairs would likely decide" if needed else ""),
         **meta,
     )
-
-
-def _equivalent(dim: dict[str, Any], margin: Any) -> bool:
-    """The dimension's own interval inside +/-margin (never trusting a verdict string alone)."""
-    low, high = dim.get("equivalence_low"), dim.get("equivalence_high")
-    numbers = (low, high, margin)
-    if not all(isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in numbers):
-        return False
-    return dim.get("verdict") == "equivalent" and -margin < low <= high < margin  # type: ignore[operator]
 
 
 def _parse_time(value: Any) -> datetime | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from drift_pipeline.detection import verdicts
 from drift_pipeline.errors import InvalidInputError, RefusedError
 from drift_pipeline.migration import states
 from drift_pipeline.migration.details import MigrationDetails, Review, StagingAssessment, edit_details
@@ -127,7 +128,7 @@ def staging_checks(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     for dim in report["dimensions"]:
         checks.append({"name": f"no drift in {dim['name']}", "passed": not dim.get("drifted", False)})
     checks.append({"name": "no drift detected overall", "passed": not report["drift_detected"]})
-    checks.append({"name": "equivalence shown (verdict equivalent)", "passed": report.get("verdict") == "equivalent"})
+    checks.append({"name": "equivalence shown (verdict equivalent)", "passed": verdicts.shows_equivalence(report)})
     return checks
 
 

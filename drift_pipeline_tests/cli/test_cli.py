@@ -72,6 +72,22 @@ def test_user_mistakes_get_one_line(cli, args, message):
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("no-such-command",), "No such command 'no-such-command'"),
+        (("plan", "--threshold", "abc"), "Invalid value for '--threshold'"),
+        (("plan",), "Missing option '--threshold'"),
+        (("plan", "--threshold", "0.05", "--bogus"), "No such option: --bogus"),
+    ],
+)
+def test_usage_mistakes_get_one_line_and_exit_2(cli, args, message):
+    code, _, err = cli(*args)
+    assert code == 2
+    assert message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_bad_config_file_is_one_line(cli, tmp_path):
     cli("registry", "add", "openai", "m-1")
     cli("tenants", "add", "acme")

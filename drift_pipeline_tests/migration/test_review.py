@@ -7,7 +7,7 @@ import pytest
 from drift_pipeline.errors import InvalidInputError, RefusedError
 from drift_pipeline.migration import review, states
 from drift_pipeline.persistence import audit
-from drift_pipeline_tests.plugins.migration import FakeStagingRunner
+from drift_pipeline_tests.plugins.migration import FakeStagingRunner, drift_report
 
 
 def test_regulated_tenant_needs_a_human_other_than_the_proposer(pinned_store, staging_ok):
@@ -42,6 +42,13 @@ def test_inconclusive_staging_is_never_approved_automatically(pinned_store):
     assert m.state == "review"
     failed = [c["name"] for c in m.details["staging"]["checks"] if not c["passed"]]
     assert failed == ["equivalence shown (verdict equivalent)"]
+
+
+def test_a_verdict_string_without_the_intervals_behind_it_approves_nothing():
+    report = drift_report("m-1", "m-2")
+    report["dimensions"][1] = {**report["dimensions"][1], "equivalence_high": 0.3}  # says equivalent, isn't
+    checks = {c["name"]: c["passed"] for c in review.staging_checks(report)}
+    assert report["verdict"] == "equivalent" and not checks["equivalence shown (verdict equivalent)"]
 
 
 def test_runner_failure_returns_to_proposed_with_the_error(pinned_store):
