@@ -24,12 +24,14 @@ RAW_KEEP = 65_536  # quarantine keeps at most this many characters of a raw reco
 
 @dataclass
 class Item:
-    """One line or row of the input: a parsed mapping, or the reason it could not be parsed."""
+    """One line or row of the input: a parsed mapping, the reason it could not be parsed, or why it is
+    skipped (a span or run that is not a model call: counted, not quarantined)."""
 
     offset: int
     raw: str
     value: Mapping[str, Any] | None = None
     error: RecordError | None = None
+    skipped: str = ""
 
 
 def open_source(source: str, objects: ObjectStore, options: Mapping[str, Any] | None) -> tuple[Any, str]:

@@ -2,9 +2,10 @@
 
 Guarantees:
 
-- **accepted + quarantined = read**: every non-blank line/row is either normalised to a `TrafficRecord`
-  and stored under ``traffic/tenant=<id>/`` or stored under ``quarantine/tenant=<id or _unknown>/`` with
-  its reason, detail and raw input.
+- **accepted + quarantined + skipped = read**: every non-blank line/row (every span, for OTLP) is either
+  normalised to a `TrafficRecord` and stored under ``traffic/tenant=<id>/``, or stored under
+  ``quarantine/tenant=<id or _unknown>/`` with its reason, detail and raw input, or skipped with a reason
+  because it is not a model call (import formats only: HTTP spans, chains, embeddings).
 - **idempotent**: record ids are deterministic; a record already stored (by any earlier batch) is
   counted as a duplicate and not written again.
 - **resumable**: the input is cut into chunks of `chunk_size` records. Each chunk's batches have a
@@ -16,7 +17,7 @@ Guarantees:
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +28,7 @@ from drift_pipeline.errors import InvalidInputError
 from drift_pipeline.identifiers import check_identifier
 from drift_pipeline.persistence.objects import QUARANTINE_DATASET, TRAFFIC_DATASET, UNKNOWN_TENANT, ObjectStore
 from drift_pipeline.traffic.ingest.fields import RecordError, check_known, normalise, tenant_of
+from drift_pipeline.traffic.ingest.imports import IMPORT_FORMATS, ImportOptions, import_items
 from drift_pipeline.traffic.ingest.llmdrift import llmdrift_record
 from drift_pipeline.traffic.ingest.readers import FORMATS, RAW_KEEP, Item, open_source, read_items, source_key
 from drift_pipeline.traffic.records import TrafficRecord
@@ -38,24 +40,28 @@ CHUNK_SIZE = 1000
 
 @dataclass
 class IngestReport:
-    """What one ingest run did. `accepted` = `written` + `duplicates`; `accepted` + `quarantined` = `read`."""
+    """What one ingest run did. `accepted` = `written` + `duplicates`;
+    `accepted` + `quarantined` + `skipped` = `read`."""
 
     source: str
     format: str
     read: int = 0
     accepted: int = 0
     quarantined: int = 0
+    skipped: int = 0
     written: int = 0
     duplicates: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
+    skip_reasons: Counter[str] = field(default_factory=Counter)
     tenants: Counter[str] = field(default_factory=Counter)
     chunks: int = 0
     resumed_chunks: int = 0
 
     def add(self, other: Mapping[str, Any]) -> None:
-        for key in ("read", "accepted", "quarantined", "written", "duplicates"):
+        for key in ("read", "accepted", "quarantined", "skipped", "written", "duplicates"):
             setattr(self, key, getattr(self, key) + int(other.get(key, 0)))
         self.reasons.update(other.get("reasons", {}))
+        self.skip_reasons.update(other.get("skip_reasons", {}))
         self.tenants.update(other.get("tenants", {}))
 
     def to_dict(self) -> dict[str, Any]:
@@ -64,6 +70,8 @@ class IngestReport:
             "accepted": self.accepted,
             "quarantined": self.quarantined,
             "reasons": dict(sorted(self.reasons.items())),
+            "skipped": self.skipped,
+            "skip_reasons": dict(sorted(self.skip_reasons.items())),
             "written": self.written,
             "duplicates": self.duplicates,
             "tenants": dict(sorted(self.tenants.items())),
@@ -86,15 +94,17 @@ def ingest(
     chunk_size: int = CHUNK_SIZE,
     max_record_bytes: int = MAX_RECORD_BYTES,
     on_progress: Callable[[int], None] | None = None,
+    import_options: ImportOptions | None = None,
 ) -> IngestReport:
     """Ingest one file (local path or ``s3://`` URL) into `objects`.
 
     `tenant`/`agent` fill records that lack them (a record naming another tenant is quarantined);
     `known_agents` (tenant -> agent ids with a manifest) rejects unknown tenants/agents when given.
-    `on_progress(n)` is called with the number of records read after each chunk.
+    `on_progress(n)` is called with the number of records read after each chunk. `import_options` say
+    where the import formats (`IMPORT_FORMATS`) find tenant and agent, and the batch input file.
     """
-    if fmt not in FORMATS:
-        raise InvalidInputError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if fmt not in FORMATS + IMPORT_FORMATS:
+        raise InvalidInputError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS + IMPORT_FORMATS)}")
     if fmt == "llmdrift" and not (tenant and agent):
         raise InvalidInputError("--tenant and --agent are required for the llmdrift format")
     for value, what in ((tenant, "tenant id"), (agent, "agent id")):
@@ -102,9 +112,35 @@ def ingest(
             check_identifier(value, what)
     fs, path = open_source(source, objects, storage_options)
     key = source_key(fs, path, source, fmt, tenant, agent)
-    run = _Run(objects, source, fmt, key, tenant, agent, known_agents)
+    if fmt in IMPORT_FORMATS:
+        items = import_items(fs, path, fmt, import_options or ImportOptions(), max_record_bytes, chunk_size)
+    else:
+        items = read_items(fs, path, fmt, max_record_bytes, chunk_size)
+    return _feed(items, _Run(objects, source, fmt, key, tenant, agent, known_agents), chunk_size, on_progress)
+
+
+def ingest_stream(
+    items: Iterable[Item],
+    objects: ObjectStore,
+    *,
+    source: str,
+    fmt: str,
+    key: str,
+    tenant: str | None = None,
+    agent: str | None = None,
+    known_agents: Mapping[str, set[str]] | None = None,
+) -> IngestReport:
+    """Items that arrive without a file (the OTLP receiver), under the ledger `key` (the same key twice
+    resumes: a retried request is not stored twice)."""
+    for value, what in ((tenant, "tenant id"), (agent, "agent id")):
+        if value is not None:
+            check_identifier(value, what)
+    return _feed(items, _Run(objects, source, fmt, key, tenant, agent, known_agents), CHUNK_SIZE, None)
+
+
+def _feed(items: Iterable[Item], run: _Run, chunk_size: int, on_progress: Callable[[int], None] | None) -> IngestReport:
     chunk: list[Item] = []
-    for item in read_items(fs, path, fmt, max_record_bytes, chunk_size):
+    for item in items:
         chunk.append(item)
         if len(chunk) >= chunk_size:
             run.process(chunk)
@@ -189,10 +225,14 @@ class _Run:
         accepted: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         quarantine: dict[str, list[dict[str, Any]]] = defaultdict(list)
         reasons: Counter[str] = Counter()
+        skip_reasons: Counter[str] = Counter()
         per_tenant: Counter[str] = Counter()
         duplicates = 0
         now = datetime.now(UTC).isoformat()
         for item in items:
+            if item.skipped:
+                skip_reasons[item.skipped] += 1
+                continue
             try:
                 if item.error:
                     raise item.error
@@ -233,6 +273,8 @@ class _Run:
             "written": n_accepted - duplicates,
             "duplicates": duplicates,
             "reasons": dict(reasons),
+            "skipped": sum(skip_reasons.values()),
+            "skip_reasons": dict(skip_reasons),
             "tenants": dict(per_tenant),
         }
 
