@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from drift_pipeline import files
 from drift_pipeline.alerts.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")  # everything else in a request path becomes '-' in a file name
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,7 @@ class AlertReceiver:
     def __init__(self, folder: Path | None = None) -> None:
         self.folder = folder
         if folder is not None:
-            folder.mkdir(parents=True, exist_ok=True)
+            files.private_dirs(folder)
         self._lock = threading.Lock()
         self._requests: list[ReceivedRequest] = []
         self._attempts: list[ReceivedRequest] = []
@@ -102,8 +106,9 @@ class AlertReceiver:
         with self._lock:
             self._attempts.append(request)
             if self.folder is not None:
-                name = f"alert-{len(self._attempts):03d}{request.path.replace('/', '-')}.json"
-                (self.folder / name).write_bytes(request.body)
+                # The request path is the sender's: only a sanitised, bounded stem of it names the file.
+                stem = _UNSAFE.sub("-", request.path)[:80]
+                files.write_private(self.folder / f"alert-{len(self._attempts):03d}{stem}.json", request.body)
             rule = self._rules.get(request.path)
             if rule and rule.fail_times > 0:
                 rule.fail_times -= 1

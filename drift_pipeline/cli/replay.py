@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
+from drift_pipeline import files
 from drift_pipeline.cli.common import console, open_store, print_json
 from drift_pipeline.errors import InvalidInputError
 
@@ -118,13 +119,14 @@ def _read(path: Path) -> pd.DataFrame:
 
 
 def _write(df: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Owner-only and atomic: replay outputs hold tenant prompts and model answers."""
     if path.suffix == ".parquet":
-        df.to_parquet(path, index=False)
+        data = df.to_parquet(index=False)
     elif path.suffix == ".jsonl":
-        df.to_json(path, orient="records", lines=True)
+        data = df.to_json(orient="records", lines=True).encode("utf-8")
     else:
-        df.to_csv(path, index=False)
+        data = df.to_csv(index=False).encode("utf-8")
+    files.write_private(path, data)
 
 
 def register(app: typer.Typer) -> None:

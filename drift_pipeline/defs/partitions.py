@@ -7,6 +7,8 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 
 from drift_pipeline.config import Settings
+from drift_pipeline.identifiers import check_identifier
+from drift_pipeline.persistence.objects import day_str
 
 TENANTS = "tenants"
 RETENTION_DAYS = Settings.from_env().retention_days
@@ -31,10 +33,11 @@ tenant_day = dg.MultiPartitionsDefinition({"date": days, "tenant": tenants})
 
 
 def key(tenant_id: str, day: str) -> dg.MultiPartitionKey:
-    return dg.MultiPartitionKey({"date": day, "tenant": tenant_id})
+    return dg.MultiPartitionKey({"date": day_str(day), "tenant": check_identifier(tenant_id, "tenant id")})
 
 
 def split(context: dg.AssetExecutionContext) -> tuple[str, str]:
-    """(tenant_id, day) of the partition being materialized."""
+    """(tenant_id, day) of the partition being materialized; a tenant partition added by hand through
+    Dagster's UI or API must follow the one identifier rule like every other entry point."""
     keys = context.partition_key.keys_by_dimension  # type: ignore[attr-defined]
-    return keys["tenant"], keys["date"]
+    return check_identifier(keys["tenant"], "tenant id"), day_str(keys["date"])

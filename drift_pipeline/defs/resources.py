@@ -7,8 +7,9 @@ import dagster as dg
 import pandas as pd
 
 from drift_pipeline.config import Settings
+from drift_pipeline.identifiers import check_identifier
 from drift_pipeline.persistence.db import Store
-from drift_pipeline.persistence.objects import ObjectStore, storage_options_from_env
+from drift_pipeline.persistence.objects import ObjectStore, object_key, storage_options_from_env
 
 
 class DriftStore(dg.ConfigurableResource):
@@ -71,14 +72,23 @@ class ParquetIOManager(dg.ConfigurableIOManager):
 
     @staticmethod
     def _path(context: Any, partition_key: str | None = None) -> str:
-        asset = "/".join(context.asset_key.path)
         if partition_key is None and context.has_asset_partitions:
             partition_key = context.asset_partition_key
         if partition_key is None:
-            return f"assets/{asset}.parquet"
+            return object_key("assets", *context.asset_key.path[:-1], f"{context.asset_key.path[-1]}.parquet")
         keys = getattr(partition_key, "keys_by_dimension", None)
-        part = "/".join(f"{k}={v}" for k, v in sorted(keys.items())) if keys else str(partition_key)
         if not keys and "|" in str(partition_key):  # a multi-partition key given as a string
             date, tenant = str(partition_key).split("|", 1)
-            part = f"date={date}/tenant={tenant}"
-        return f"assets/{asset}/{part}.parquet"
+            keys = {"date": date, "tenant": tenant}
+        if keys:
+            parts = [f"{k}={_partition_value(v)}" for k, v in sorted(keys.items())]
+        else:
+            parts = [_partition_value(str(partition_key))]
+        parts[-1] += ".parquet"
+        return object_key("assets", *context.asset_key.path, *parts)
+
+
+def _partition_value(value: str) -> str:
+    """A partition key (a day or a tenant id) in an object path: both follow the one identifier rule, and a
+    key added by hand through Dagster's UI or API is not trusted."""
+    return check_identifier(value, "partition key")

@@ -23,9 +23,10 @@ from drift_pipeline.detection.embeddings import Embedder
 from drift_pipeline.detection.replay import Decoding, ReplayTarget, replay
 from drift_pipeline.detection.statistics import NoiseFloor
 from drift_pipeline.errors import InvalidInputError, NotFoundError, RefusedError
+from drift_pipeline.identifiers import check_identifier
 from drift_pipeline.persistence import audit
 from drift_pipeline.persistence.db import Store
-from drift_pipeline.persistence.objects import ObjectStore
+from drift_pipeline.persistence.objects import ObjectStore, object_key
 from drift_pipeline.persistence.tables import Baseline
 from drift_pipeline.versioning import manifests, registry
 
@@ -143,7 +144,12 @@ def create_baseline(
 
     data = _parquet(frame)
     baseline_id = _baseline_id(manifest, data)
-    rel = f"baselines/tenant={manifest.tenant_id}/agent={manifest.agent_id}/{baseline_id}.parquet"
+    rel = object_key(
+        "baselines",
+        f"tenant={check_identifier(manifest.tenant_id, 'tenant id')}",
+        f"agent={check_identifier(manifest.agent_id, 'agent id')}",
+        f"{baseline_id}.parquet",
+    )
     if objects.exists(rel):
         raise RefusedError(f"baseline {baseline_id} already exists; baselines are immutable")
     objects.write_bytes(rel, data)

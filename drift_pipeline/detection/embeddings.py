@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from drift_pipeline import files
 from drift_pipeline.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -60,14 +62,12 @@ class EmbeddingCache:
         self._vectors[key] = np.asarray(vector, dtype=np.float32)
 
     def save(self, path: str | Path) -> None:
-        """Write atomically (temp file, then rename) so a killed run never leaves half a cache."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Write atomically (temp file, then rename) so a killed run never leaves half a cache; owner-only."""
         keys = np.array(list(self._vectors), dtype="U64")
         matrix = np.stack(list(self._vectors.values())) if self._vectors else np.zeros((0, DIMENSION), np.float32)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, keys=keys, vectors=matrix, model=np.array(self.model_name))
-        tmp.replace(path)
+        buf = io.BytesIO()
+        np.savez(buf, keys=keys, vectors=matrix, model=np.array(self.model_name))
+        files.write_private(path, buf.getvalue())
 
     @classmethod
     def load(cls, path: str | Path, model_name: str = MODEL_NAME) -> EmbeddingCache:

@@ -27,6 +27,8 @@ from typing import Any
 
 from drift_pipeline.detection.replay import ReplayTarget
 from drift_pipeline.errors import DriftPipelineError, InvalidInputError
+from drift_pipeline.identifiers import model_key
+from drift_pipeline.persistence.objects import object_key
 
 PROBE_SET_VERSION = "probe-v1"
 MAX_TOKENS = 24
@@ -228,7 +230,8 @@ def compare(
 
 
 def reference_path(model_id: str) -> str:
-    return f"{REFERENCE_PREFIX}/{model_id}.json"
+    """``probes/<model key>.json``: a model id is never joined into a path raw (`identifiers.model_key`)."""
+    return object_key(REFERENCE_PREFIX, f"{model_key(model_id)}.json")
 
 
 def load_reference(objects: Any, model_id: str) -> ProbeReference | None:

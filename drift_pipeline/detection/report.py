@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from drift_pipeline import files
+
 if TYPE_CHECKING:
     from drift_pipeline.detection.dimensions.base import PairContext
     from drift_pipeline.detection.statistics import DimensionResult, NoiseFloor
@@ -142,18 +144,15 @@ def _pair_changed(result: DimensionResult, base: float, cand: float, threshold: 
 
 
 def write_json(report: dict[str, Any], path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    """Owner-only and atomic (`files.write_private`): a report quotes tenant prompts and responses."""
+    files.write_private(path, (json.dumps(report, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
 # --- HTML --------------------------------------------------------------------------------------------
 
 
 def write_html(report: dict[str, Any], path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(report), encoding="utf-8")
+    files.write_private(path, render_html(report).encode("utf-8"))
 
 
 def render_html(report: dict[str, Any]) -> str:

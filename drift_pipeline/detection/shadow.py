@@ -21,8 +21,9 @@ from drift_pipeline.detection import top_up as top_up_design
 from drift_pipeline.detection.embeddings import Embedder
 from drift_pipeline.detection.replay import ReplayTarget, replay
 from drift_pipeline.errors import NotFoundError
+from drift_pipeline.identifiers import check_identifier, model_key
 from drift_pipeline.persistence.db import Store
-from drift_pipeline.persistence.objects import ObjectStore
+from drift_pipeline.persistence.objects import ObjectStore, day_str, object_key
 from drift_pipeline.versioning import manifests, registry
 
 PINNED, CANDIDATE = "pinned", "candidate"
@@ -170,9 +171,24 @@ def score_agent(
     return results
 
 
+def report_key(tenant_id: str, day: str, agent_id: str, model_id: str) -> str:
+    """``reports/tenant=<t>/day=<d>/agent=<a>/<model key>`` (no suffix), built from validated ids only.
+
+    The agent is a folder of its own: ``<agent>--<model>`` was ambiguous (agent ``a--b`` with model ``c``
+    and agent ``a`` with model ``b--c`` overwrote each other's report).
+    """
+    return object_key(
+        "reports",
+        f"tenant={check_identifier(tenant_id, 'tenant id')}",
+        f"day={day_str(day)}",
+        f"agent={check_identifier(agent_id, 'agent id')}",
+        model_key(model_id),
+    )
+
+
 def write_reports(objects: ObjectStore, drift: AgentDrift, day: str) -> AgentDrift:
     """Store the structured diff (JSON) and its HTML rendering under the tenant's prefix."""
-    base = f"reports/tenant={drift.tenant_id}/day={day}/{drift.agent_id}--{drift.model_id}"
+    base = report_key(drift.tenant_id, day, drift.agent_id, drift.model_id)
     body = drift.result.report
     objects.write_bytes(f"{base}.json", json.dumps(body, indent=2, sort_keys=True, default=str).encode("utf-8"))
     objects.write_bytes(f"{base}.html", report.render_html(body).encode("utf-8"))
@@ -186,11 +202,11 @@ def read_report(objects: ObjectStore, uri: str) -> dict[str, Any]:
 
 def latest_report(objects: ObjectStore, tenant_id: str, agent_id: str, model_id: str) -> dict[str, Any] | None:
     """The newest stored drift report of a tenant agent against `model_id` (any day), with its `report_uri`."""
-    name = f"{agent_id}--{model_id}.json"
-    prefix = f"reports/tenant={tenant_id}"
+    prefix = object_key("reports", f"tenant={check_identifier(tenant_id, 'tenant id')}")
     for day in sorted((d for d in objects.list_names(prefix) if d.startswith("day=")), reverse=True):
-        if name in objects.list_names(f"{prefix}/{day}"):
-            uri = objects.uri(f"{prefix}/{day}/{name}")
+        rel = report_key(tenant_id, day.removeprefix("day="), agent_id, model_id) + ".json"
+        if objects.exists(rel):
+            uri = objects.uri(rel)
             return {**read_report(objects, uri), "report_uri": uri}
     return None
 

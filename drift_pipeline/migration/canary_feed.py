@@ -34,7 +34,7 @@ from drift_pipeline.migration import promotion, states
 from drift_pipeline.migration.canary_records import outcomes, route_of
 from drift_pipeline.migration.details import MigrationDetails
 from drift_pipeline.persistence.db import Store
-from drift_pipeline.persistence.objects import TRAFFIC_DATASET, ObjectStore
+from drift_pipeline.persistence.objects import TRAFFIC_DATASET, ObjectStore, object_key
 from drift_pipeline.versioning import manifests
 
 log = logging.getLogger(__name__)
@@ -257,7 +257,7 @@ def read_new_traffic(
 
 def state_path(migration: states.MigrationInfo) -> str:
     tenant = check_identifier(migration.tenant_id, "tenant id")
-    return f"{STATE_PREFIX}/tenant={tenant}/migration-{migration.id}.json"
+    return object_key(*STATE_PREFIX.split("/"), f"tenant={tenant}", f"migration-{int(migration.id)}.json")
 
 
 def load_state(objects: ObjectStore, migration: states.MigrationInfo) -> MonitorState:

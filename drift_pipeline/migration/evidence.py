@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from drift_pipeline import files
 from drift_pipeline.detection import verdicts
 from drift_pipeline.errors import InvalidInputError
 from drift_pipeline.migration import states
@@ -95,11 +96,11 @@ def load_report(path: Path) -> dict[str, Any]:
 
 
 def write_json(evidence: dict[str, Any], path: Path) -> None:
-    path.write_text(json.dumps(evidence, indent=2, sort_keys=True, default=str), encoding="utf-8")
+    files.write_private(path, json.dumps(evidence, indent=2, sort_keys=True, default=str).encode("utf-8"))
 
 
 def write_html(evidence: dict[str, Any], path: Path) -> None:
-    path.write_text(render_html(evidence), encoding="utf-8")
+    files.write_private(path, render_html(evidence).encode("utf-8"))
 
 
 def render_html(evidence: dict[str, Any]) -> str:

@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from drift_pipeline.detection import baselines, embeddings, report, shadow
 from drift_pipeline.errors import NotFoundError, RefusedError
+from drift_pipeline.identifiers import check_identifier, model_key
 from drift_pipeline.persistence import audit
 from drift_pipeline.persistence.db import Store
-from drift_pipeline.persistence.objects import ObjectStore
+from drift_pipeline.persistence.objects import ObjectStore, object_key
 from drift_pipeline.versioning import manifests, registry
 
 if TYPE_CHECKING:
@@ -34,7 +35,12 @@ MAX_ERRORS = 3  # replay errors quoted in a staging failure
 
 def staging_prefix(tenant_id: str, agent_id: str) -> str:
     """Where staging reports of a tenant agent live (under the tenant's prefix, like every tenant object)."""
-    return f"reports/tenant={tenant_id}/staging/{agent_id}"
+    return object_key(
+        "reports",
+        f"tenant={check_identifier(tenant_id, 'tenant id')}",
+        "staging",
+        check_identifier(agent_id, "agent id"),
+    )
 
 
 @dataclass
@@ -81,7 +87,7 @@ class ReplayStagingRunner:
         return self._write(manifest, candidate.model_id, body, now.strftime("%Y%m%dT%H%M%S%fZ"))
 
     def _write(self, manifest: manifests.Manifest, model_id: str, body: dict[str, Any], stamp: str) -> dict[str, Any]:
-        base = f"{staging_prefix(manifest.tenant_id, manifest.agent_id)}/{model_id}-{stamp}"
+        base = f"{staging_prefix(manifest.tenant_id, manifest.agent_id)}/{model_key(model_id)}-{stamp}"
         body = {**body, "report_uri": self.objects.uri(f"{base}.json"), "html_uri": self.objects.uri(f"{base}.html")}
         self.objects.write_bytes(f"{base}.html", report.render_html(body).encode("utf-8"))
         self.objects.write_bytes(f"{base}.json", json.dumps(body, indent=2, sort_keys=True, default=str).encode())

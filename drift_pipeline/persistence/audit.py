@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from drift_pipeline import files
 from drift_pipeline.errors import InvalidInputError
 from drift_pipeline.persistence.db import Store
 from drift_pipeline.persistence.tables import AuditEntry
@@ -138,12 +139,12 @@ def export(rows: list[dict[str, Any]], fmt: str, output: Path | None) -> str | N
     if fmt == "parquet":
         if output is None:
             raise InvalidInputError("parquet export needs --output FILE")
-        frame.to_parquet(output, index=False)
+        files.write_private(output, frame.to_parquet(index=False))  # owner-only, temp name + rename
         return None
     text = frame.to_csv(index=False) if fmt == "csv" else frame.to_json(orient="records", lines=True)
     if output is None:
         return text
-    output.write_text(text, encoding="utf-8")
+    files.write_private(output, text.encode("utf-8"))
     return None
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from drift_pipeline import files
 from drift_pipeline.config import Settings, normalise_database_url
 from drift_pipeline.errors import DriftPipelineError
 from drift_pipeline.persistence.tables import ChangeCounter
@@ -39,7 +40,7 @@ class Store:
         settings = Settings.from_env()
         url = normalise_database_url(url) if url else settings.database_url
         if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            _private_sqlite_file(Path(url.removeprefix("sqlite:///").split("?", 1)[0]))
         store = cls(_engine(url))
         if upgrade:
             store.upgrade()
@@ -140,3 +141,16 @@ def _serialise_sqlite_writes(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("drift_write") else "BEGIN")
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """Create the database file owner-only (0600 in a 0700 folder) before SQLite opens it: SQLite makes
+    its journal and WAL files with the database file's mode, so they stay private too."""
+    if str(path) in ("", ":memory:"):
+        return
+    try:
+        files.private_dirs(path.parent)
+        if not files.create_private(path):
+            files.tighten(path)  # a database made before this rule (or by an older version)
+    except OSError:
+        return  # a read-only or missing home: SQLite's own error (or a read-only open) follows

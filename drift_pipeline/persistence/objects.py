@@ -10,7 +10,11 @@ A batch becomes visible only through its commit marker, written *after* the data
 crash between the two PUTs leaves an orphan data file that no reader sees; a retry with the same
 ``batch_id`` overwrites both. Locally every file is written to a temporary name in the same folder and
 renamed into place (``os.replace`` is atomic on one file system), so even the data file is never seen
-half-written.
+half-written, and created owner-only (``0600`` files in ``0700`` folders, `drift_pipeline.files`).
+
+Every key is checked before any I/O (`check_key`): no ``.``/``..``/empty segment, no backslash or
+control character, and a local path must resolve under the root (symlinks included). Keys built from
+ids go through `object_key` with ids that passed the identifier rule, or `identifiers.model_key`.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any
 
 import pandas as pd
 
+from drift_pipeline import files
 from drift_pipeline.errors import InvalidInputError, NotFoundError
 from drift_pipeline.identifiers import check_identifier
 
@@ -36,6 +41,27 @@ UNKNOWN_TENANT = "_unknown"  # quarantine prefix for records without a usable te
 FORMATS = ("parquet", "jsonl")
 TRAFFIC_DATASET = "traffic"  # accepted traffic records (capture and ingest)
 QUARANTINE_DATASET = "quarantine"  # rejected records with their reason and raw input
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
+MAX_SEGMENT = 255  # bytes: the usual file-name limit
+
+
+def check_key(rel: str) -> str:
+    """`rel` without leading '/', if every segment is a plain name; `InvalidInputError` otherwise."""
+    key = rel.lstrip("/")
+    for segment in key.split("/") if key else ():
+        if segment in ("", ".", "..") or _CONTROL.search(segment) or len(segment.encode("utf-8")) > MAX_SEGMENT:
+            raise InvalidInputError(f"unsafe object key {rel!r}: segment {segment!r}")
+    return key
+
+
+def object_key(*segments: str) -> str:
+    """Join key segments built from validated ids (or `identifiers.model_key`); each must be one plain name."""
+    for segment in segments:
+        if not segment or "/" in segment:
+            raise InvalidInputError(f"unsafe object key segment {segment!r}")
+    return check_key("/".join(segments))
 
 
 def day_str(value: str | date | datetime) -> str:
@@ -120,28 +146,24 @@ class ObjectStore:
     # -- raw files ---------------------------------------------------------------------------------
 
     def full_path(self, rel: str) -> str:
-        return f"{self.root}/{rel.lstrip('/')}"
+        """Where `rel` lives; refuses a key that could leave the root (checked before every read and write)."""
+        key = check_key(rel)
+        path = f"{self.root}/{key}" if key else self.root
+        if self.is_local:
+            root = os.path.realpath(self.root or "/")
+            if os.path.commonpath([root, os.path.realpath(path)]) != root:  # a symlink planted under the root
+                raise InvalidInputError(f"object key {rel!r} resolves outside the storage root")
+        return path
 
     def uri(self, rel: str) -> str:
         """A URL a person (or pandas with `storage_options`) can open."""
-        return f"{self.url}/{rel.lstrip('/')}"
+        return f"{self.url}/{check_key(rel)}"
 
     def write_bytes(self, rel: str, data: bytes) -> None:
         """Write one file so that readers see either nothing or all of it."""
         path = self.full_path(rel)
         if self.is_local:
-            folder = os.path.dirname(path)
-            os.makedirs(folder, exist_ok=True)
-            tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}-{os.path.basename(path)}")
-            try:
-                with open(tmp, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, path)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            files.write_private(path, data)  # temp name + rename, 0600 in 0700 folders
         else:
             self.fs.pipe_file(path, data)  # one PUT: atomic per object on S3
 
@@ -175,7 +197,7 @@ class ObjectStore:
         if tenant_id != UNKNOWN_TENANT:
             check_identifier(tenant_id, "tenant id")
         check_identifier(dataset, "dataset")
-        return f"{dataset}/tenant={tenant_id}/day={day_str(day)}"
+        return object_key(dataset, f"tenant={tenant_id}", f"day={day_str(day)}")
 
     def write_batch(
         self,

@@ -31,7 +31,7 @@ import pandas as pd
 from litellm.integrations.custom_logger import CustomLogger  # capture runs in the request path: litellm is loaded
 
 from drift_pipeline.errors import InvalidInputError
-from drift_pipeline.identifiers import check_identifier
+from drift_pipeline.identifiers import is_identifier
 from drift_pipeline.persistence.objects import QUARANTINE_DATASET, TRAFFIC_DATASET, UNKNOWN_TENANT, ObjectStore
 from drift_pipeline.retry import RetryPolicy, attempts_made
 from drift_pipeline.traffic.records import TrafficRecord, dumps, is_silent_reroute
@@ -58,14 +58,15 @@ class StorageSink:
     def write(self, records: Sequence[TrafficRecord]) -> None:
         groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
         for record in records:
-            dataset, tenant = TRAFFIC_DATASET, record.tenant_id
-            try:
-                check_identifier(tenant, "tenant id")
-            except InvalidInputError:
+            dataset, tenant, reason = TRAFFIC_DATASET, record.tenant_id, ""
+            if not is_identifier(tenant):
                 dataset, tenant = QUARANTINE_DATASET, UNKNOWN_TENANT
+                reason = "missing_tenant" if not record.tenant_id else "invalid_tenant"
+            elif record.agent_id and not is_identifier(record.agent_id):  # the one identifier rule for agents too
+                dataset, reason = QUARANTINE_DATASET, "invalid_agent"
             row = record.to_row()
-            if dataset == QUARANTINE_DATASET:
-                row = {"reason": "missing_tenant" if not record.tenant_id else "invalid_tenant", **row}
+            if reason:
+                row = {"reason": reason, **row}
             groups[(dataset, tenant, record.timestamp[:10])].append(row)
         for (dataset, tenant, day), rows in groups.items():
             frame = pd.DataFrame(rows, columns=list(rows[0]))

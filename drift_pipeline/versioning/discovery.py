@@ -16,6 +16,10 @@ date/version suffix (`gpt-4-0613` and `gpt-4-1106` are family `gpt-4`; `claude-3
 family `claude-3-5-sonnet`), or when one alias has resolved to both. A hosted provider's list is huge, so
 from ``litellm`` sources only ids in a family the registry already holds are registered; an
 ``openai-compatible`` or ``offline`` source is the operator's own endpoint, so everything it lists is.
+
+**Hostile lists.** A listed (or served) id that breaks the model-id rule (`identifiers.check_model_id`:
+``../../x``, a newline, a backslash, 500 characters) is skipped and reported in `DiscoveryDiff.errors`,
+never registered, so it can reach neither the registry nor a path built from a model id.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpx
 
 from drift_pipeline.errors import DriftPipelineError, InvalidInputError, NotFoundError
+from drift_pipeline.identifiers import check_model_id, check_provider
 from drift_pipeline.versioning.model_ids import family
 
 if TYPE_CHECKING:
@@ -58,6 +63,9 @@ class ProviderSource:
     models: tuple[str, ...] = ()  # offline: the ids the in-process provider serves (the wiring supplies them)
 
     def __post_init__(self) -> None:
+        check_provider(self.provider)
+        for alias in self.aliases:
+            check_model_id(alias, "alias")
         if self.kind not in KINDS:
             raise InvalidInputError(f"provider source kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
         if self.kind == "openai-compatible" and not self.api_base:
@@ -265,17 +273,38 @@ def diff(
             result.errors.append(obs.error)
             continue
         source = obs.source
+        refused = [m for m in [*obs.models, *obs.aliases.values()] if not _follows_rule(m)]
+        if refused:  # dropped before anything else reads them: never matched, never registered
+            result.errors.append(_refusal(source, refused))
+        skip = set(refused)
         for model_id in obs.models:
+            if model_id in skip:
+                continue
             if model_id in obs.aliases or classify(model_id, aliases, frozenset(registered)) is not None:
                 continue  # a moving name is never registered as a version
             if source.registers_all or (source.provider, family(model_id)) in families:
                 add(source, model_id)
         for alias, served in obs.aliases.items():
-            if not served or served == alias or aliases.get(alias) == served:
+            if not served or served == alias or aliases.get(alias) == served or served in skip:
                 continue
             add(source, served)
             result.alias_moves.append(AliasMove(alias, source.provider, aliases.get(alias), served, source.name))
     return result
+
+
+def _follows_rule(model_id: str) -> bool:
+    try:
+        check_model_id(model_id)
+    except InvalidInputError:
+        return False
+    return True
+
+
+def _refusal(source: ProviderSource, refused: list[str], shown: int = 3) -> str:
+    """One line naming the source and the first few ids it listed that break the model-id rule."""
+    more = f" and {len(refused) - shown} more" if len(refused) > shown else ""
+    first = ", ".join(repr(m[:80]) for m in refused[:shown])
+    return f"{source.name}: skipped {len(refused)} id(s) that break the model-id rule: {first}{more}"
 
 
 def apply(store: Store, changes: DiscoveryDiff, *, actor: str) -> DiscoveryDiff:
@@ -295,7 +324,7 @@ def apply(store: Store, changes: DiscoveryDiff, *, actor: str) -> DiscoveryDiff:
                 reason=f"listed by {new.source}",
             )
             done.new_versions.append(new)
-        except RefusedError as exc:  # registered meanwhile by someone else: not ours to announce twice
+        except (RefusedError, InvalidInputError) as exc:  # registered meanwhile, or an id the rule refuses
             done.errors.append(str(exc))
     for move in changes.alias_moves:
         reason = f"{move.source} served {move.new_model_id} for {move.alias} (was {move.old_model_id or 'unset'})"

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from drift_pipeline.errors import NotFoundError, RefusedError
+from drift_pipeline.identifiers import check_model_id, check_provider
 from drift_pipeline.persistence import audit
 from drift_pipeline.persistence.db import Store
 from drift_pipeline.persistence.tables import AliasResolution, ManifestRevision, ModelAlias, ModelVersion
@@ -83,8 +84,10 @@ def add_version(
     litellm_params: dict[str, Any] | None = None,
     reason: str = "",
 ) -> VersionInfo:
-    """Register an exact version (and point `aliases` at it). Refuses duplicates and alias clashes."""
-    _check_name(model_id, "model id")
+    """Register an exact version (and point `aliases` at it). Refuses duplicates, alias clashes and ids or
+    provider names that break the identifier rules (`identifiers.check_model_id`, `check_provider`)."""
+    check_model_id(model_id)
+    check_provider(provider)
     with store.transaction() as session:
         if session.get(ModelVersion, model_id) is not None:
             raise RefusedError(f"model {model_id!r} is already registered")
@@ -132,7 +135,7 @@ def set_alias(store: Store, alias: str, model_id: str, *, actor: str, observed_b
 def _set_alias(
     store: Store, session: Session, alias: str, model_id: str, *, actor: str, observed_by: str, reason: str
 ) -> bool:
-    _check_name(alias, "alias")
+    check_model_id(alias, "alias")
     if session.get(ModelVersion, alias) is not None:
         raise RefusedError(f"{alias!r} is a registered version id and cannot also be an alias")
     _version(session, model_id)
@@ -313,11 +316,6 @@ def _info(session: Session, row: ModelVersion) -> VersionInfo:
         litellm_params=dict(row.litellm_params or {}),
         aliases=tuple(aliases),
     )
-
-
-def _check_name(name: str, what: str) -> None:
-    if not name or name != name.strip() or any(c.isspace() for c in name):
-        raise RefusedError(f"invalid {what} {name!r}: no spaces, not empty")
 
 
 def _iso(d: date | None) -> str | None:

@@ -20,6 +20,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from drift_pipeline import files
 from drift_pipeline.config import Settings
 from drift_pipeline.detection.offline import provider as offline_provider
 from drift_pipeline.detection.offline import variants
@@ -124,9 +125,8 @@ def write_traffic(folder: Path, days: list[str]) -> Path:
             }
         ),
     ]
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "traffic.jsonl"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    files.write_private(path, ("\n".join(lines) + "\n").encode("utf-8"))  # raw traffic: owner-only
     return path
 
 

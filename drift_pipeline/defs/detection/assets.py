@@ -15,6 +15,7 @@ from drift_pipeline.defs.resources import DriftStore, ObjectStorage
 from drift_pipeline.defs.runs import CANDIDATES_TAG, REASON_TAG, WINDOW_TAG
 from drift_pipeline.defs.traffic.assets import OWNERS
 from drift_pipeline.detection import baselines, embeddings, shadow, top_up
+from drift_pipeline.identifiers import check_identifier
 from drift_pipeline.versioning import manifests
 
 
@@ -44,7 +45,7 @@ def behavioral_baselines(
     drift_store: DriftStore,
     object_storage: ObjectStorage,
 ) -> pd.DataFrame:
-    tenant_id = context.partition_key
+    tenant_id = check_identifier(context.partition_key, "tenant id")
     store, objects = drift_store.get(), object_storage.get()
     rows, created = [], 0
     for manifest in manifests.list_current(store, tenant_id):

@@ -20,6 +20,7 @@ from drift_pipeline.alerts.events import episode_key
 from drift_pipeline.defs.partitions import tenant_day
 from drift_pipeline.defs.resources import DriftStore, ObjectStorage
 from drift_pipeline.detection import expectation_suite, expectations, shadow
+from drift_pipeline.identifiers import check_identifier
 
 
 def _evaluate(
@@ -103,7 +104,7 @@ def drift_checks(
     drift_store: DriftStore,
     object_storage: ObjectStorage,
 ) -> Iterator[dg.AssetCheckResult]:
-    tenant_id = context.partition_key.keys_by_dimension["tenant"]  # type: ignore[attr-defined]
+    tenant_id = check_identifier(context.partition_key.keys_by_dimension["tenant"], "tenant id")  # type: ignore[attr-defined]
     results = _evaluate(drift_report, drift_store, object_storage)
     yield _result(results, drift_report, expectation_suite.ERROR, tenant_id, "drift_within_threshold")
     yield _result(results, drift_report, expectation_suite.WARN, tenant_id, "equivalence_shown")

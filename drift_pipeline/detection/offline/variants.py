@@ -10,12 +10,12 @@ under DRIFT_PIPELINE_HOME so that every process (Dagster runs steps in subproces
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from drift_pipeline import files
 from drift_pipeline.config import Settings
 from drift_pipeline.errors import InvalidInputError, NotFoundError
 
@@ -132,7 +132,6 @@ def set_variant(model_id: str, variant: str, *, note: str = "") -> ProviderVaria
         raise NotFoundError(f"the offline provider serves only {MODEL_ID!r}, not {model_id!r}")
     chosen = get_variant(variant)
     path = state_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = dict(_read_state(path))
     models = dict(state.get("models", {}))
     history = list(models.get(model_id, {}).get("history", []))
@@ -140,9 +139,8 @@ def set_variant(model_id: str, variant: str, *, note: str = "") -> ProviderVaria
     history.append({_STATE_KEY: chosen.name, "at": now, "note": note})
     models[model_id] = {_STATE_KEY: chosen.name, "since": now, "history": history[-50:]}
     state["models"] = models
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(state, indent=2, sort_keys=True), "utf-8")
-    os.replace(tmp, path)  # atomic: a reader sees the old or the new file, never half of one
+    # atomic (temp name + rename: a reader sees the old or the new file, never half of one) and owner-only
+    files.write_private(path, json.dumps(state, indent=2, sort_keys=True).encode("utf-8"))
     return chosen
 
 

@@ -52,6 +52,10 @@ def normalise(
     agent_id = coerce_text(value.get("agent_id") or value.get("agent") or agent, "agent_id")
     if not agent_id:
         raise RecordError("missing_agent", "no agent_id and no --agent")
+    try:  # the one identifier rule, with or without --no-check-agents
+        check_identifier(agent_id, "agent id")
+    except InvalidInputError as exc:
+        raise RecordError("invalid_agent", str(exc)) from exc
     check_known(tenant_id, agent_id, known_agents)
     fields: dict[str, Any] = {name: coerce_text(value.get(name), name) for name in _STR_FIELDS}
     if not fields["response_text"] and value.get("response") is not None:
