@@ -32,7 +32,7 @@ def ingest(
     from drift_pipeline.traffic.ingest.run import ingest_with_store
 
     objects = ObjectStore.from_settings()
-    store = open_store() if check_agents else None
+    store = open_store()  # also without --check-agents: the tenants' own PII patterns are scrubbed before writing
     kwargs = {"fmt": fmt, "tenant": tenant, "agent": agent, "check_agents": check_agents}
     if as_json:
         report = ingest_with_store(source, objects, store, **kwargs)
