@@ -333,7 +333,8 @@ def frame_to_bytes(frame: pd.DataFrame, fmt: str) -> bytes:
 def frame_from_bytes(data: bytes, fmt: str, columns: list[str] | None = None) -> pd.DataFrame:
     if fmt == "parquet":
         return pd.read_parquet(io.BytesIO(data), columns=columns)
-    rows = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+    # split("\n"), not splitlines(): U+0085, U+2028 and friends may sit unescaped inside a JSON string.
+    rows = [json.loads(line) for line in data.decode("utf-8").split("\n") if line.strip()]
     frame = pd.DataFrame(rows)
     return frame[columns] if columns else frame
 

@@ -159,3 +159,13 @@ def test_rewriting_a_batch_never_breaks_the_committed_one(local_objects: ObjectS
     )
     assert second.path != first.path and not local_objects.exists(first.path)
     assert list(local_objects.read_batches("traffic", "acme")["record_id"]) == ["b"]
+
+
+def test_unicode_line_separators_inside_a_record_survive_the_quarantine(tmp_path: Path, local_objects: ObjectStore):
+    """Found by the fuzz test: JSONL batches were split with splitlines(), which also splits at U+0085."""
+    lines = [
+        b'{"\\u0085": null}',
+        json.dumps({"tenant_id": "acme", "note": "a\u2028b\x85c"}, ensure_ascii=False).encode(),
+    ]
+    report = ingest(_write(tmp_path / "nel.jsonl", lines), local_objects)
+    assert report.quarantined == 2 and len(read_quarantine(local_objects)) == 2
