@@ -52,7 +52,7 @@ def ingest(
     from drift_pipeline.traffic.ingest.run import ingest_with_store
 
     objects = ObjectStore.from_settings()
-    store = open_store() if check_agents else None
+    store = open_store()  # also without --check-agents: the tenants' own PII patterns are scrubbed before writing
     mapping = AttributeMapping.with_overrides(tenant_attribute, agent_attribute, workflow_attribute, step_attribute)
     kwargs = {
         "fmt": fmt,
@@ -122,7 +122,7 @@ def otlp_receiver(
     from drift_pipeline.traffic.ingest.mapping import AttributeMapping
     from drift_pipeline.traffic.otlp_receiver import OtlpReceiver, store_sink
 
-    sink = store_sink(tenant=tenant, agent=agent, store=open_store() if check_agents else None)
+    sink = store_sink(tenant=tenant, agent=agent, store=open_store(), check_agents=check_agents)
     mapping = AttributeMapping.with_overrides(tenant_attribute, agent_attribute)
     server = OtlpReceiver((host, port), sink, mapping, max_body_bytes=max_body_mb * 1024 * 1024)
     console.print(f"receiving OTLP traces at {server.url} (Ctrl-C to stop)")

@@ -6,11 +6,17 @@ Layout (one prefix per tenant, one folder per UTC day)::
     {root}/{dataset}/tenant={tenant_id}/day={YYYY-MM-DD}/_commits/{batch_id}.json
 
 A batch becomes visible only through its commit marker, written *after* the data file: readers list
-``_commits/`` and read exactly the files the markers name. On S3 each PUT is atomic per object, so a
-crash between the two PUTs leaves an orphan data file that no reader sees; a retry with the same
-``batch_id`` overwrites both. Locally every file is written to a temporary name in the same folder and
-renamed into place (``os.replace`` is atomic on one file system), so even the data file is never seen
-half-written, and created owner-only (``0600`` files in ``0700`` folders, `drift_pipeline.files`).
+``_commits/`` and read exactly the files the markers name. The data file's name carries a digest of its
+bytes (``{batch_id}-{sha256[:16]}.{format}``), so rewriting a batch never touches the file the current
+marker names: a crash between the two writes leaves an orphan that no reader sees, and a retry with the
+same ``batch_id`` replaces the marker (then removes the old data file). On S3 each PUT is atomic per
+object. Locally every file is written to a temporary name (``.tmp-*``) in the same folder, fsynced and
+renamed into place (``os.replace`` is atomic on one file system), so nothing is ever seen half-written,
+and created owner-only (``0600`` files in ``0700`` folders, `drift_pipeline.files`).
+
+Markers are recognised strictly: only ``{batch_id}.json`` names count (a leftover ``.tmp-*`` is never a
+commit), and a marker that cannot be read, is not JSON or does not describe its own batch is moved to
+``_bad_commits/`` beside a ``.reason.json`` and skipped, with a warning: never fatal for readers.
 
 Every key is checked before any I/O (`check_key`): no ``.``/``..``/empty segment, no backslash or
 control character, and a local path must resolve under the root (symlinks included). Keys built from
@@ -19,9 +25,11 @@ ids go through `object_key` with ids that passed the identifier rule, or `identi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 import uuid
@@ -35,10 +43,13 @@ import pandas as pd
 from drift_pipeline import files
 from drift_pipeline.errors import InvalidInputError, NotFoundError
 from drift_pipeline.identifiers import check_identifier
+from drift_pipeline.persistence.markers import FORMATS, fsync_folder, marker_problem
+
+log = logging.getLogger(__name__)
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+BAD_COMMITS = "_bad_commits"  # where unreadable commit markers are moved, with their reason
 UNKNOWN_TENANT = "_unknown"  # quarantine prefix for records without a usable tenant (never a valid id)
-FORMATS = ("parquet", "jsonl")
 TRAFFIC_DATASET = "traffic"  # accepted traffic records (capture and ingest)
 QUARANTINE_DATASET = "quarantine"  # rejected records with their reason and raw input
 
@@ -163,7 +174,8 @@ class ObjectStore:
         """Write one file so that readers see either nothing or all of it."""
         path = self.full_path(rel)
         if self.is_local:
-            files.write_private(path, data)  # temp name + rename, 0600 in 0700 folders
+            files.write_private(path, data)  # temp name, fsync, rename; 0600 in 0700 folders
+            fsync_folder(os.path.dirname(path))  # the rename itself must survive a power cut
         else:
             self.fs.pipe_file(path, data)  # one PUT: atomic per object on S3
 
@@ -216,19 +228,28 @@ class ObjectStore:
         batch_id = check_identifier(batch_id or new_batch_id(), "batch id")
         part = self.partition(dataset, tenant_id, day)
         data = frame_to_bytes(frame, fmt)
-        rel = f"{part}/{batch_id}.{fmt}"
+        digest = hashlib.sha256(data).hexdigest()
         marker = {
             "batch_id": batch_id,
-            "file": f"{batch_id}.{fmt}",
+            "file": f"{batch_id}-{digest[:16]}.{fmt}",
             "format": fmt,
             "rows": len(frame),
-            "sha256": hashlib.sha256(data).hexdigest(),
+            "sha256": digest,
             "committed_at": datetime.now(UTC).isoformat(),
             "meta": dict(meta or {}),
         }
-        self.write_bytes(rel, data)  # data first ...
+        previous = self.committed(dataset, tenant_id, day, batch_id)
+        self.write_bytes(f"{part}/{marker['file']}", data)  # data first ...
         self.write_json(f"{part}/_commits/{batch_id}.json", marker)  # ... the commit marker last
+        if previous is not None and previous.path != f"{part}/{marker['file']}":
+            self._remove_quietly(previous.path)  # the replaced batch's data: no marker names it any more
         return _ref(dataset, tenant_id, day_str(day), part, marker)
+
+    def committed(self, dataset: str, tenant_id: str, day: str | date, batch_id: str) -> BatchRef | None:
+        """The committed batch `batch_id` of one tenant-day, or None (no marker, or a bad one: quarantined)."""
+        part = self.partition(dataset, tenant_id, day)
+        check_identifier(batch_id, "batch id")
+        return self._read_marker(dataset, tenant_id, day_str(day), part, f"{batch_id}.json")
 
     def list_batches(
         self,
@@ -242,9 +263,42 @@ class ObjectStore:
         for day in self.list_days(dataset, tenant_id, start, end):
             part = self.partition(dataset, tenant_id, day)
             for name in self.list_names(f"{part}/_commits"):
-                if name.endswith(".json"):
-                    refs.append(_ref(dataset, tenant_id, day, part, self.read_json(f"{part}/_commits/{name}")))
+                ref = self._read_marker(dataset, tenant_id, day, part, name)
+                if ref is not None:
+                    refs.append(ref)
         return refs
+
+    def _read_marker(self, dataset: str, tenant_id: str, day: str, part: str, name: str) -> BatchRef | None:
+        """The batch a marker names; None for a non-marker name, a missing marker or a bad one (moved aside)."""
+        batch_id = name.removesuffix(".json")
+        if name.startswith(".") or not name.endswith(".json"):
+            return None  # a temporary name of an unfinished write (or a stranger): never a commit
+        rel = f"{part}/_commits/{name}"
+        try:
+            marker = json.loads(self.read_bytes(rel))
+        except NotFoundError:
+            return None
+        except (OSError, ValueError) as exc:  # unreadable, not UTF-8, not JSON
+            self._quarantine_marker(part, name, f"unreadable marker: {type(exc).__name__}")
+            return None
+        problem = marker_problem(marker, batch_id)
+        if problem:
+            self._quarantine_marker(part, name, problem)
+            return None
+        return _ref(dataset, tenant_id, day, part, marker)
+
+    def _quarantine_marker(self, part: str, name: str, reason: str) -> None:
+        """Move a bad marker to ``_bad_commits/`` with its reason; readers go on without it."""
+        log.warning("commit marker %s/_commits/%s quarantined: %s", self.uri(part), name, reason)
+        try:
+            self.write_json(f"{part}/{BAD_COMMITS}/{name}.reason.json", {"marker": name, "reason": reason})
+            self.fs.mv(self.full_path(f"{part}/_commits/{name}"), self.full_path(f"{part}/{BAD_COMMITS}/{name}"))
+        except (OSError, ValueError) as exc:  # e.g. a read-only store: still skipped, just not moved
+            log.warning("could not move the bad marker %s aside: %s", name, exc)
+
+    def _remove_quietly(self, rel: str) -> None:
+        with contextlib.suppress(OSError, ValueError):  # an orphan data file is invisible: harmless
+            self.fs.rm_file(self.full_path(rel))
 
     def list_days(
         self, dataset: str, tenant_id: str, start: str | date | None = None, end: str | date | None = None
@@ -302,7 +356,8 @@ def frame_to_bytes(frame: pd.DataFrame, fmt: str) -> bytes:
 def frame_from_bytes(data: bytes, fmt: str, columns: list[str] | None = None) -> pd.DataFrame:
     if fmt == "parquet":
         return pd.read_parquet(io.BytesIO(data), columns=columns)
-    rows = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+    # split("\n"), not splitlines(): U+0085, U+2028 and friends may sit unescaped inside a JSON string.
+    rows = [json.loads(line) for line in data.decode("utf-8").split("\n") if line.strip()]
     frame = pd.DataFrame(rows)
     return frame[columns] if columns else frame
 

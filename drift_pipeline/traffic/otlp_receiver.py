@@ -41,9 +41,18 @@ def store_sink(objects: Any = None, *, tenant: str | None = None, agent: str | N
     objects = objects or ObjectStore.from_settings()
 
     def sink(items: Iterable[Item], key: str) -> dict[str, Any]:
-        known = tenants.known_agents(store) if store is not None else None
+        known = tenants.known_agents(store) if store is not None and check_agents else None
+        patterns = {t.tenant_id: dict(t.pii_patterns) for t in tenants.list_tenants(store)} if store is not None else {}
         report = ingest_stream(
-            items, objects, source="otlp-http", fmt="otlp", key=key, tenant=tenant, agent=agent, known_agents=known
+            items,
+            objects,
+            source="otlp-http",
+            fmt="otlp",
+            key=key,
+            tenant=tenant,
+            agent=agent,
+            known_agents=known,
+            pii_patterns=patterns,
         )
         return report.to_dict()
 

@@ -12,9 +12,27 @@ import pandas as pd
 
 from drift_pipeline.identifiers import check_identifier
 from drift_pipeline.persistence.objects import TRAFFIC_DATASET, ObjectStore
+from drift_pipeline.traffic.privacy import Scrubber
 
 # JSON-valued fields are stored as JSON strings so that Parquet schemas stay stable across batches.
 JSON_FIELDS = ("messages", "tools", "response_format", "tool_calls")
+# Not part of a record's identity: where it was read from (a capture and a log of the same call are one
+# record), what is derived from other fields, and the id itself.
+_NOT_CONTENT = frozenset({"source", "silent_reroute", "record_id"})
+# Free-text fields a hostile or careless client controls: all scrubbed before a row is first written.
+TEXT_FIELDS = (
+    "response_text",
+    "workflow_type",
+    "agent_step",
+    "prompt_id",
+    "requested_model",
+    "pinned_model_id",
+    "served_model",
+    "system_fingerprint",
+    "finish_reason",
+    "error",
+    "source",
+)
 
 
 @dataclass
@@ -47,10 +65,14 @@ class TrafficRecord:
 
     def __post_init__(self) -> None:
         if not self.record_id:
-            self.record_id = compute_record_id(self.tenant_id, self.agent_id, self.timestamp, self.messages)
+            self.record_id = compute_record_id(self.content())
 
     def to_row(self) -> dict[str, Any]:
         return asdict(self)
+
+    def content(self) -> dict[str, Any]:
+        """Every field that says what happened (prompt, response, models, tokens, time, ...): the identity."""
+        return {k: v for k, v in asdict(self).items() if k not in _NOT_CONTENT}
 
     @property
     def prompt(self) -> str:
@@ -72,10 +94,25 @@ def read_traffic(
     return frame.drop_duplicates("record_id", keep="first").reset_index(drop=True)
 
 
-def compute_record_id(tenant_id: str, agent_id: str, timestamp: str, messages: str) -> str:
-    """Deterministic id: ingesting or capturing the same execution twice yields the same id."""
-    h = hashlib.sha256("\x1f".join((tenant_id, agent_id, timestamp, messages)).encode("utf-8"))
-    return h.hexdigest()[:32]
+def compute_record_id(content: dict[str, Any]) -> str:
+    """Deterministic id of a record's full content (`TrafficRecord.content`).
+
+    Ingesting or capturing the same execution twice yields the same id (an exact duplicate is stored
+    once); the same prompt and time with a different response, model or token count is another record.
+    """
+    return hashlib.sha256(dumps(content).encode("utf-8")).hexdigest()[:32]
+
+
+def scrubbed_row(scrubber: Scrubber, row: dict[str, Any]) -> dict[str, Any]:
+    """A traffic row with every text value scrubbed (JSON fields value by value): what may be stored."""
+    out = dict(row)
+    for key in JSON_FIELDS:
+        if key in out:
+            out[key] = scrubber.scrub_json(out[key])
+    for key in TEXT_FIELDS:
+        if isinstance(out.get(key), str) and out[key]:
+            out[key] = scrubber.scrub(out[key])
+    return out
 
 
 def last_user_message(messages_json: str) -> str:

@@ -65,7 +65,7 @@ def test_mixed_file_accepted_plus_quarantined_equals_read(tmp_path: Path, object
     quarantine = read_quarantine(objects)
     assert len(quarantine) == 7
     assert sorted(quarantine["reason"]) == sorted(report.reasons)
-    assert set(quarantine[quarantine["reason"] == "not_json"]["raw"]) == {"{not json"}
+    assert set(quarantine[quarantine["reason"] == "not_json"]["excerpt"]) == {"{not json"}
     # parsed records that name a usable tenant stay under that tenant's prefix; unparsable ones under _unknown
     assert sorted(read_quarantine(objects, "acme")["reason"]) == ["unknown_agent", "wrong_type"]
 

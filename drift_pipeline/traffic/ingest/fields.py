@@ -1,12 +1,17 @@
 """One raw log record (a parsed mapping) to a `TrafficRecord`, or a `RecordError` saying why not.
 
 Every field is coerced strictly: a wrong type is a reason to quarantine the record, never a silent guess.
+Every value is bounded, so that whatever a record holds it either becomes a row every writer can store
+or a `RecordError` with a reason: JSON depth (checked *before* parsing, so deep nesting never reaches the
+recursive parser), token counts, latencies (finite, non-negative), timestamps (years 1970-2099), lone
+UTF-16 surrogates (not storable as UTF-8), message and content-part shapes.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -28,7 +33,13 @@ _STR_FIELDS = (
     "error",
 )
 _INT_FIELDS = ("prompt_tokens", "completion_tokens")
-_JSON_FIELDS = ("tools", "response_format", "tool_calls")
+_JSON_FIELDS = {"tools": list, "response_format": dict, "tool_calls": list}  # field -> the JSON type it must have
+MAX_JSON_DEPTH = 64  # message parts and tool schemas nest a handful of levels; 64 leaves room, 100k does not
+MAX_TOKENS = 2**31 - 1
+MAX_LATENCY_MS = 86_400_000.0  # one day: a longer "latency" is a broken clock, not a model call
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+_JSON_TOKENS = re.compile(r'["\\\[\]{}]')
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 class RecordError(Exception):
@@ -37,6 +48,51 @@ class RecordError(Exception):
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason, self.detail = reason, detail
+
+
+def loads(text: str, what: str = "record") -> Any:
+    """Parse JSON text with its depth bounded before parsing; NaN/Infinity and lone surrogates refused."""
+    if json_too_deep(text, MAX_JSON_DEPTH):
+        raise RecordError("too_deep", f"{what} nests JSON deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except ValueError as exc:  # JSONDecodeError, and the int-digits limit of huge literals
+        raise RecordError("not_json", f"{what}: {str(exc)[:200]}") from exc
+    if _SURROGATE_ESCAPE.search(text):
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise RecordError("bad_encoding", f"{what} holds a lone UTF-16 surrogate") from exc
+    return value
+
+
+def json_too_deep(text: str, limit: int) -> bool:
+    """True when brackets nest deeper than `limit` (outside strings); linear, no recursion."""
+    if text.count("[") + text.count("{") <= limit:
+        return False  # fewer openers than the limit: cannot be deeper (the usual case, no scan)
+    depth, in_string, skip_to = 0, False, -1
+    for m in _JSON_TOKENS.finditer(text):
+        pos, ch = m.start(), m.group()
+        if pos < skip_to:
+            continue  # the character after a backslash inside a string
+        if in_string:
+            if ch == "\\":
+                skip_to = pos + 2
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif ch in "]}":
+            depth -= 1
+    return False
+
+
+def _refuse_constant(name: str) -> Any:
+    raise RecordError("not_json", f"{name} is not a JSON number")
 
 
 def normalise(
@@ -61,10 +117,15 @@ def normalise(
     if not fields["response_text"] and value.get("response") is not None:
         fields["response_text"] = coerce_text(value.get("response"), "response")
     for name in _INT_FIELDS:
-        fields[name] = coerce_int(value.get(name), name)
-    fields["latency_ms"] = coerce_float(value.get("latency_ms"), "latency_ms")
-    for name in _JSON_FIELDS:
-        fields[name] = dumps(_json_value(value.get(name), name))
+        fields[name] = _bounded(coerce_int(value.get(name), name), name, 0, MAX_TOKENS)
+    fields["latency_ms"] = _bounded(
+        coerce_float(value.get("latency_ms"), "latency_ms"), "latency_ms", 0, MAX_LATENCY_MS
+    )
+    for name, kind in _JSON_FIELDS.items():
+        parsed = _json_value(value.get(name), name)
+        if parsed is not None and not isinstance(parsed, kind):
+            raise RecordError("wrong_type", f"{name} must be a JSON {'list' if kind is list else 'object'}")
+        fields[name] = dumps(parsed)
     fields["workflow_type"] = fields["workflow_type"] or "default"
     fields["agent_step"] = fields["agent_step"] or "default"
     reroute = value.get("silent_reroute")
@@ -138,14 +199,25 @@ def coerce_float(value: Any, name: str) -> float | None:
         return None
     if isinstance(value, bool):
         raise RecordError("wrong_type", f"{name} must be a number, got a boolean")
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
+    try:
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, str):
             return float(value.strip())
-        except ValueError:
-            pass
+    except OverflowError as exc:  # an integer beyond any float
+        raise RecordError("out_of_range", f"{name} is too large") from exc
+    except ValueError:
+        pass
     raise RecordError("wrong_type", f"{name} must be a number, got {value!r}"[:200])
+
+
+def _bounded(value: Any, name: str, lo: float, hi: float) -> Any:
+    """`value` unless it is a number outside [lo, hi] (NaN and infinities included)."""
+    if value is None:
+        return None
+    if (isinstance(value, float) and not math.isfinite(value)) or not lo <= value <= hi:
+        raise RecordError("out_of_range", f"{name} must be between {lo:g} and {hi:g}")
+    return value
 
 
 def _missing(value: Any) -> bool:
@@ -158,9 +230,10 @@ def _json_value(value: Any, name: str) -> Any:
         return None
     if isinstance(value, str):
         try:
-            return json.loads(value)
-        except ValueError as exc:
-            raise RecordError("wrong_type", f"{name} is a string but not JSON") from exc
+            return loads(value, name)
+        except RecordError as exc:
+            reason = "wrong_type" if exc.reason == "not_json" else exc.reason
+            raise RecordError(reason, f"{name} is a string but not JSON ({exc.detail})"[:300]) from exc
     if isinstance(value, dict | list):
         return value
     raise RecordError("wrong_type", f"{name} must be JSON, got {type(value).__name__}")
@@ -181,7 +254,16 @@ def _messages(value: Mapping[str, Any]) -> list[dict[str, Any]]:
         content = message.get("content")
         if content is not None and not isinstance(content, str | list):
             raise RecordError("wrong_type", "message content must be a string or a list of parts")
+        if isinstance(content, list) and not all(_is_part(p) for p in content):
+            raise RecordError("wrong_type", "each content part must be an object with a string type")
     return messages
+
+
+def _is_part(part: Any) -> bool:
+    # OpenAI-style parts: {"type": "text", "text": "..."}, {"type": "image_url", ...}.
+    if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+        return False
+    return part["type"] != "text" or isinstance(part.get("text"), str)
 
 
 def _timestamp(value: Any) -> str:
@@ -198,8 +280,11 @@ def _timestamp(value: Any) -> str:
             stamp = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         else:
             raise RecordError("wrong_type", f"timestamp must be ISO 8601 or epoch seconds, got {type(value).__name__}")
-    except (ValueError, OverflowError, OSError) as exc:
+        if stamp.tzinfo is None:
+            stamp = stamp.replace(tzinfo=UTC)  # logs without an offset are taken as UTC
+        stamp = stamp.astimezone(UTC)  # year 9999 at -01:00 overflows here
+    except (ValueError, OverflowError, OSError, TypeError) as exc:
         raise RecordError("bad_timestamp", f"{value!r} is not ISO 8601"[:200]) from exc
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=UTC)  # logs without an offset are taken as UTC
-    return stamp.astimezone(UTC).isoformat()
+    if not EARLIEST <= stamp < LATEST:
+        raise RecordError("bad_timestamp", f"{stamp.isoformat()} is outside {EARLIEST.year}-{LATEST.year - 1}")
+    return stamp.isoformat()

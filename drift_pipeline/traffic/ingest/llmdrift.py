@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from drift_pipeline.traffic.ingest.fields import RecordError, coerce_float, coerce_int, normalise
-from drift_pipeline.traffic.records import TrafficRecord, compute_record_id
+from drift_pipeline.traffic.records import TrafficRecord
 
 _REQUIRED = ("model", "id", "query", "answer", "timestamp")
 
@@ -28,7 +28,9 @@ def llmdrift_record(row: Mapping[str, Any], *, tenant: str, agent: str, source: 
     except ValueError as exc:
         raise RecordError("bad_timestamp", f"{row['timestamp']!r} is not MM/DD/YYYY, HH:MM:SS") from exc
     latency = coerce_float(row.get("latency") or None, "latency")
-    record = normalise(
+    # The file's timestamp is per run, not per call: the version and prompt id (part of the record's
+    # content, hence of its id) make each row distinct.
+    return normalise(
         {
             "timestamp": stamp.isoformat(),
             "prompt_id": prompt_id,
@@ -45,6 +47,3 @@ def llmdrift_record(row: Mapping[str, Any], *, tenant: str, agent: str, source: 
         agent=agent,
         source=source,
     )
-    # The file's timestamp is per run, not per call: the version and prompt id make each row distinct.
-    record.record_id = compute_record_id(tenant, agent, f"{record.timestamp}|{version}|{prompt_id}", record.messages)
-    return record

@@ -1,7 +1,7 @@
 """Reading an input file (local path or ``s3://`` URL) as items: one per non-blank line or row.
 
 An item holds the parsed mapping, or the `RecordError` that kept the line from parsing (bad JSON, bad
-UTF-8, oversized, a ragged CSV row), so the run can quarantine it with its raw text.
+UTF-8, oversized, nested too deep, a ragged CSV row), so the run can quarantine it with a scrubbed excerpt.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from typing import Any
 
 from drift_pipeline.errors import InvalidInputError, NotFoundError
 from drift_pipeline.persistence.objects import ObjectStore, storage_options_from_env
-from drift_pipeline.traffic.ingest.fields import RecordError
+from drift_pipeline.traffic.ingest.fields import RecordError, loads
 
 FORMATS = ("jsonl", "parquet", "csv", "llmdrift")
-RAW_KEEP = 65_536  # quarantine keeps at most this many characters of a raw record
+RAW_KEEP = 65_536  # an unparsed item carries at most this many characters (in memory only)
 
 
 @dataclass
@@ -88,9 +88,9 @@ def _jsonl_items(fs: Any, path: str, max_bytes: int) -> Iterator[Item]:
                 yield Item(offset, raw, error=RecordError("bad_encoding", f"not UTF-8 at byte {exc.start}"))
                 continue
             try:
-                value = json.loads(text)
-            except ValueError as exc:
-                yield Item(offset, text, error=RecordError("not_json", str(exc)))
+                value = loads(text)  # depth checked before parsing: 100k-deep nesting is refused, not recursed
+            except RecordError as exc:
+                yield Item(offset, text, error=exc)
                 continue
             if not isinstance(value, dict):
                 yield Item(offset, text, error=RecordError("not_an_object", f"a JSON {type(value).__name__}"))
