@@ -31,9 +31,17 @@ MAX_BODY_BYTES = 16 * 1024 * 1024
 Sink = Callable[[Iterable[Item], str], dict[str, Any]]
 
 
-def store_sink(objects: Any = None, *, tenant: str | None = None, agent: str | None = None, store: Any = None) -> Sink:
-    """A sink ingesting into the object store (the settings' by default), checking agents against the
-    manifests in `store` when given. A request sent twice (an exporter's retry) is stored once."""
+def store_sink(
+    objects: Any = None,
+    *,
+    tenant: str | None = None,
+    agent: str | None = None,
+    store: Any = None,
+    check_agents: bool = True,
+) -> Sink:
+    """A sink ingesting into the object store (the settings' by default), scrubbing with the tenants' own
+    PII patterns and checking agents against the manifests in `store` when given. A request sent twice
+    (an exporter's retry) is stored once."""
     from drift_pipeline.persistence.objects import ObjectStore
     from drift_pipeline.traffic.ingest.run import ingest_stream
     from drift_pipeline.versioning import tenants
