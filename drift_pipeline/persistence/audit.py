@@ -79,14 +79,15 @@ def _tenant_link(session: Session, tenant_id: str | None) -> tuple[int | None, s
     """Position and predecessor of a new entry in its tenant's sub-chain (none for platform entries)."""
     if tenant_id is None:
         return None, None
-    tenant = select(AuditEntry).where(AuditEntry.tenant_id == tenant_id)
-    last = session.execute(tenant.order_by(AuditEntry.seq.desc()).limit(1)).scalar_one_or_none()
+    mine = AuditEntry.tenant_id == tenant_id
+    query = select(AuditEntry.tenant_seq, AuditEntry.hash).where(mine).order_by(AuditEntry.seq.desc()).limit(1)
+    last = session.execute(query).first()
     if last is None:
         return 1, GENESIS
     if last.tenant_seq is not None:
         return last.tenant_seq + 1, last.hash
     # The tenant's entries so far predate the sub-chain (revision 0002): number on from their count.
-    count = session.execute(select(func.count()).select_from(tenant.subquery())).scalar_one()
+    count = session.execute(select(func.count()).select_from(AuditEntry).where(mine)).scalar_one()
     return int(count) + 1, last.hash
 
 
