@@ -14,6 +14,7 @@ from drift_pipeline.defs.detection import checks, jobs, schedules
 from drift_pipeline.defs.detection import sensors as detection_sensors
 from drift_pipeline.defs.migration import jobs as migration_jobs
 from drift_pipeline.defs.migration import sensors as migration_sensors
+from drift_pipeline.defs.persistence import audit as audit_defs
 from drift_pipeline.defs.resources import DriftStore, ObjectStorage, ParquetIOManager
 from drift_pipeline.defs.traffic import assets as traffic_assets
 from drift_pipeline.defs.traffic import sensors as traffic_sensors
@@ -35,6 +36,7 @@ def build_defs(
             migration_jobs.staging_replay_job,
             migration_jobs.approve_migration_job,
             migration_jobs.readiness_job,
+            audit_defs.audit_checkpoint_job,
         ],
         sensors=[
             versioning_sensors.new_model_version_sensor,
@@ -45,7 +47,11 @@ def build_defs(
             alert_sensors.drift_check_alerts,
             alert_sensors.drift_check_failure_alerts,
         ],
-        schedules=[schedules.nightly_drift_schedule, schedules.hourly_drift_schedule],
+        schedules=[
+            schedules.nightly_drift_schedule,
+            schedules.hourly_drift_schedule,
+            audit_defs.nightly_audit_checkpoint_schedule,
+        ],
         resources={
             "drift_store": DriftStore(database_url=database_url),
             "object_storage": storage,

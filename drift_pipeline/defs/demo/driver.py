@@ -265,11 +265,29 @@ def run(console: Console, *, on_step: Callable[[str], None] | None = None) -> De
         for t in tenants
         if objects.list_names(f"reports/tenant={t}/day={days[-1]}")
     )
-    verified = audit.verify(store)
+    verified = audit.verify(store, objects)
     if not verified.ok:
-        raise RefusedError(f"audit chain broken at entry {verified.first_bad_seq}")
+        raise RefusedError(f"audit log fails verification: {verified.problem}")
     console.print(f"  audit log: {verified.checked} entries, hash chain intact")
+    _anchor_audit_log(console, store, objects, settings.home / "demo", tenants[0])
     return result
+
+
+def _anchor_audit_log(console: Console, store: Store, objects: ObjectStore, folder: Path, tenant_id: str) -> None:
+    """Sign a checkpoint and write one tenant's proof bundle, then check it offline as the tenant would."""
+    from drift_pipeline.persistence import audit_proofs, checkpoints
+
+    cp = checkpoints.create(store, objects)
+    bundle_path, key_path = folder / f"audit-{tenant_id}.json", folder / "audit-public-key.pem"
+    audit_proofs.write_bundle(audit_proofs.tenant_proof_bundle(store, tenant_id, objects=objects), bundle_path)
+    key_path.write_bytes(checkpoints.public_pem(checkpoints.load_signing_key().public_key()))
+    problems = audit_proofs.verify_tenant_bundle(audit_proofs.read_bundle(bundle_path), [key_path.read_bytes()])
+    if problems:
+        raise RefusedError(f"the demo's audit proof bundle fails verification: {problems[0]}")
+    console.print(
+        f"  audit checkpoint: tree size {cp.tree_size}, signed (key {cp.key_id[:12]}...); {tenant_id}'s proof bundle: "
+        f"drift-pipeline audit verify-export {bundle_path} --public-key {key_path}"
+    )
 
 
 def _is_check_failure(event: Any) -> bool:

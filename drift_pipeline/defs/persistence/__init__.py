@@ -1,0 +1,1 @@
+"""Dagster wiring of the persistence pillar: the nightly audit checkpoint."""
