@@ -264,6 +264,7 @@ class ObjectStore:
         """Write `frame` as one batch and commit it; the same `batch_id` again replaces it (idempotent)."""
         if fmt not in FORMATS:
             raise InvalidInputError(f"unknown batch format {fmt!r}: use one of {', '.join(FORMATS)}")
+        replacing = batch_id is not None  # a fresh id cannot have an earlier version to replace
         batch_id = check_identifier(batch_id or new_batch_id(), "batch id")
         part = self.partition(dataset, tenant_id, day)
         data = frame_to_bytes(frame, fmt)
@@ -277,7 +278,7 @@ class ObjectStore:
             "committed_at": datetime.now(UTC).isoformat(),
             "meta": dict(meta or {}),
         }
-        previous = self.committed(dataset, tenant_id, day, batch_id)
+        previous = self.committed(dataset, tenant_id, day, batch_id) if replacing else None
         self.write_bytes(f"{part}/{marker['file']}", data)  # data first ...
         self.write_json(f"{part}/_commits/{batch_id}.json", marker)  # ... the commit marker last
         if previous is not None and previous.path != f"{part}/{marker['file']}":

@@ -103,15 +103,28 @@ def compute_record_id(content: dict[str, Any]) -> str:
     return hashlib.sha256(dumps(content).encode("utf-8")).hexdigest()[:32]
 
 
-def scrubbed_row(scrubber: Scrubber, row: dict[str, Any]) -> dict[str, Any]:
-    """A traffic row with every text value scrubbed (JSON fields value by value): what may be stored."""
+def scrubbed_row(scrubber: Scrubber, row: dict[str, Any], memo: dict[str, str] | None = None) -> dict[str, Any]:
+    """A traffic row with every text value scrubbed (JSON fields value by value): what may be stored.
+
+    `memo` (one per scrubber) remembers short label-like values (workflow, step, models, source), which
+    repeat on almost every row: detectors are the cost of ingestion, so each distinct label is scrubbed once.
+    """
     out = dict(row)
     for key in JSON_FIELDS:
         if key in out:
             out[key] = scrubber.scrub_json(out[key])
     for key in TEXT_FIELDS:
-        if isinstance(out.get(key), str) and out[key]:
-            out[key] = scrubber.scrub(out[key])
+        value = out.get(key)
+        if not isinstance(value, str) or not value:
+            continue
+        if memo is None or key in ("response_text", "error") or len(value) > 200:
+            out[key] = scrubber.scrub(value)
+            continue
+        if value not in memo:
+            if len(memo) >= 10_000:
+                memo.clear()  # bounded: a hostile file of unique labels cannot grow it without limit
+            memo[value] = scrubber.scrub(value)
+        out[key] = memo[value]
     return out
 
 

@@ -223,6 +223,7 @@ class _Run:
         self.index = 0
         self._ids: dict[tuple[str, str], dict[str, str]] = {}  # (tenant, day) -> record_id -> batch_id
         self._scrubbers: dict[str, Scrubber] = {}
+        self._memos: dict[str, dict[str, str]] = {}  # tenant -> scrubbed labels (see `scrubbed_row`)
 
     def _run_day(self) -> str:
         # Quarantine batches of a resumed run must land in the same partition as the first attempt's.
@@ -330,7 +331,8 @@ class _Run:
                 raise item.error
             assert item.value is not None
             record = self._record(item.value)
-            return record, scrubbed_row(self.scrubber(record.tenant_id), record.to_row())
+            memo = self._memos.setdefault(record.tenant_id, {})
+            return record, scrubbed_row(self.scrubber(record.tenant_id), record.to_row(), memo)
         except RecordError:
             raise
         except RecursionError as exc:  # a text field holding JSON nested too deep for the scrubber's parser
