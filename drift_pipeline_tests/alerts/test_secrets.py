@@ -21,7 +21,6 @@ from drift_pipeline.alerts.events import DriftEvent
 from drift_pipeline.alerts.router import AlertRouter
 from drift_pipeline.errors import InvalidInputError
 from drift_pipeline.versioning.tenants import add_tenant
-from drift_pipeline_tests.cli.test_cli import run
 from drift_pipeline_tests.plugins.alerts import SMTP_PASSWORD, SMTP_USER
 
 SLACK_PATH = "/services/T0SECRETTEAM/B0SECRETHOOK/xoxSlackPathSecret42"
@@ -177,9 +176,11 @@ def _files_text(folder: Path) -> str:
 
 
 def test_a_full_alert_run_leaks_no_secret(
-    store, home, tmp_path, monkeypatch, capsys, caplog, alert_receiver, smtp_tls_server, echo_receiver
+    store, home, tmp_path, monkeypatch, run_cli, caplog, alert_receiver, smtp_tls_server, echo_receiver
 ):
-    caplog.set_level(logging.DEBUG)  # httpx logs each request's URL at INFO
+    caplog.set_level(logging.DEBUG)
+    # httpx logs each request's URL at INFO; some imports (litellm) raise its level, so set it back here
+    caplog.set_level(logging.DEBUG, logger="httpx")
     monkeypatch.setenv("DRIFT_PIPELINE_DATABASE_URL", store.engine.url.render_as_string(hide_password=False))
     add_tenant(store, "acme", actor="t", contact="ops@acme.example")
     slack_url = echo_receiver + SLACK_PATH
@@ -227,7 +228,7 @@ def test_a_full_alert_run_leaks_no_secret(
 
     export = tmp_path / "export.jsonl"
     cli = [("audit", "export", "--format", "jsonl", "--tenant", "acme"), ("audit", "export", "--output", str(export))]
-    outputs = [run(monkeypatch, capsys, *args) for args in cli]
+    outputs = [run_cli(*args) for args in cli]
     assert all(code == 0 for code, _, _ in outputs)
 
     haystacks = {

@@ -16,14 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from drift_pipeline_tests.cli.test_cli import run
-
 ALIAS_CALL = 'import litellm\nlitellm.completion(model="gpt-4o", messages=[])\n'
 
 
 @pytest.fixture
-def cli(home, monkeypatch, capsys):
-    return lambda *args: run(monkeypatch, capsys, *args)
+def cli(home, run_cli):
+    return run_cli
 
 
 def _one_line_error(err: str) -> str:

@@ -19,7 +19,6 @@ from drift_pipeline.persistence import audit
 from drift_pipeline.persistence.tables import ManifestRevision
 from drift_pipeline.versioning import manifests, registry, tenants
 from drift_pipeline.versioning.agent_config import MAX_CONFIG_BYTES, MAX_DEPTH, AgentConfig, secret_looking
-from drift_pipeline_tests.cli.test_cli import run
 
 # "Billion laughs": 9 levels of 9 aliases expand to 9**9 strings. The 465-byte one was killed at 1.8 GB;
 # the compact one (one-letter anchors) is the 369-byte kind that took 16 s and grew the database to 80 MB.
@@ -32,12 +31,12 @@ COMPACT_BOMB = "memory_config:\n" + "".join(
 
 
 @pytest.fixture
-def cli(store, home, monkeypatch, capsys):
+def cli(store, home, monkeypatch, run_cli):
     """The console script against this test's store (SQLite or PostgreSQL), with a model and a tenant."""
     monkeypatch.setenv("DRIFT_PIPELINE_DATABASE_URL", store.engine.url.render_as_string(hide_password=False))
     registry.add_version(store, "openai", "m-1", actor="t")
     tenants.add_tenant(store, "acme", actor="t")
-    return lambda *args: run(monkeypatch, capsys, *args)
+    return run_cli
 
 
 def _refused(cli, tmp_path, name: str, text: str) -> str:
