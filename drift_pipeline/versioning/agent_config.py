@@ -173,6 +173,23 @@ class AgentConfig:
             return cls(), str(exc)
 
 
+def check_decoding(value: Any, where: str = "decoding") -> dict[str, Any]:
+    """Decoding parameters on their own (a registry version's defaults): known, typed, finite, no credentials."""
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"{where} must be a mapping")
+    _check_tree(value, where, depth=0, secrets_refused=True)
+    try:
+        return DecodingParams.model_validate(value).model_dump(exclude_none=True)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InvalidInputError(f"{where}.{'.'.join(_shown(p) for p in first['loc'])}: {first['msg']}") from None
+
+
+def check_no_credentials(value: Any, where: str) -> None:
+    """Refuse credential-looking keys (a reference such as `api_key_env` names a variable and is fine)."""
+    _check_tree(value, where, depth=0, secrets_refused=True)
+
+
 def load_config_file(path: Path, what: str) -> Any:
     """Read a YAML or JSON document of at most `MAX_CONFIG_BYTES`, nested at most `MAX_DEPTH`, with no
     YAML anchors or aliases, and parse it. Every failure is one `InvalidInputError` line."""

@@ -176,3 +176,21 @@ def test_any_config_is_accepted_whole_or_refused_in_one_line(data, decoding):
     assert not any(isinstance(v, float) and not math.isfinite(v) for v in config.decoding.values())
     assert not any(secret_looking(k) for k in config.decoding)
     json.dumps(config.memory_config, allow_nan=False)  # storable on PostgreSQL
+
+
+def test_registry_versions_meet_the_same_decoding_rules(store):
+    """A version's default decoding reaches `resolve` too: typed and finite, and no credential anywhere."""
+    for decoding, params in (
+        ({"temperature": math.inf}, None),
+        ({"api_key": "sk-live-123"}, None),
+        ({"max_tokens": "64"}, None),
+        ({}, {"api_key": "sk-live-123"}),
+        ({}, {"extra_headers": {"Authorization": "Bearer sk-live-123"}}),
+    ):
+        with pytest.raises(InvalidInputError):
+            registry.add_version(store, "openai", "m-1", decoding=decoding, litellm_params=params, actor="t")
+    assert registry.list_versions(store) == []
+    registry.add_version(
+        store, "openai", "m-1", decoding={"temperature": 0.2}, litellm_params={"api_key_env": "K"}, actor="t"
+    )
+    assert registry.get_version(store, "m-1").decoding == {"temperature": 0.2}
