@@ -276,14 +276,13 @@ class ChannelConfig(BaseModel):
 
     @classmethod
     def from_yaml(cls, path: str | Path, *, env: dict[str, str] | None = None) -> ChannelConfig:
-        import yaml
+        from drift_pipeline.versioning.agent_config import load_config_file
 
-        try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise NotFoundError(f"alert config {str(path)!r} does not exist") from exc
-        except (OSError, yaml.YAMLError) as exc:
-            raise InvalidInputError(f"alert config {str(path)!r} is not readable YAML: {exc}") from exc
+        if not Path(path).exists():
+            raise NotFoundError(f"alert config {str(path)!r} does not exist")
+        # Bounded, no anchors or aliases, and errors in one line: a YAML error's later lines quote the
+        # offending line, which may hold a webhook URL.
+        data = load_config_file(Path(path), "alert config")
         if data is not None and not isinstance(data, dict):
             raise InvalidInputError(f"alert config {str(path)!r} must be a mapping")
         return cls.from_dict(data or {}, env=env)

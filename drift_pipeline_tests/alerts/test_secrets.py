@@ -134,6 +134,18 @@ def test_an_unverified_certificate_gets_no_password(sqlite_store, smtp_tls_serve
     assert smtp_tls_server.logins == [] and smtp_tls_server.messages == []
 
 
+def test_a_broken_alerts_yaml_is_one_line_without_the_url_in_it(tmp_path):
+    """YAML errors quote the offending line on their later lines; that line may be a webhook URL."""
+    path = tmp_path / "alerts.yaml"
+    path.write_text(f"platform:\n  - type: slack\n    webhook_url: https://hooks.slack.com{SLACK_PATH}: [\n")
+    with pytest.raises(InvalidInputError) as info:
+        ChannelConfig.from_yaml(path)
+    assert "\n" not in str(info.value) and SLACK_PATH.rsplit("/", 1)[1] not in str(info.value)
+    path.write_text("platform: &p []\ntenants: {acme: *p}\n")
+    with pytest.raises(InvalidInputError, match="anchors and aliases are not accepted"):
+        ChannelConfig.from_yaml(path)
+
+
 # ------------------------------------------------------------------------------------- a full run
 
 
