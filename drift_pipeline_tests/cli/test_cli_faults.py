@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 ALIAS_CALL = 'import litellm\nlitellm.completion(model="gpt-4o", messages=[])\n'
 
@@ -157,3 +159,19 @@ def test_a_full_disk_under_the_store_is_one_line_and_loses_nothing(cli, monkeypa
     assert code == 0 and "intact" in out
     code, out, _ = cli("manifest", "show", "acme", "support", "--history", "--json")
     assert [m["revision"] for m in json.loads(out)] == [1]
+
+
+# ---------------------------------------------------------------------------------- any arguments
+
+_WORDS = ["pin", "resolve", "manifest", "show", "audit", "export", "verify", "registry", "list", "tenants", "add",
+          "scan-aliases", "plan", "--json", "--threshold", "--config", "--format", "--since", "--bogus", "acme",
+          "m-1", "0.05", "nan", "-1", "1e309", "../../x", "a\nb", "", "--help"]  # fmt: skip
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(_WORDS) | st.text(max_size=6), min_size=1, max_size=5))
+def test_any_arguments_end_in_a_clean_exit_code_never_a_traceback(cli, args):
+    """Whatever a user types: exit 0, 1 (refused) or 2 (usage), and at most one line on stderr."""
+    code, _, err = cli(*args)
+    assert code in (0, 1, 2) and "Traceback" not in err
+    assert len(err.strip().splitlines()) <= 1, err
