@@ -45,6 +45,14 @@ class Settings(BaseSettings):
     probe_hosted: bool = Field(False, description="Also probe hosted (paid) providers, not only self-hosted ones.")
     deprecation_notice_days: int = Field(30, ge=1, description="Days before a sunset that tenants are told.")
     deprecation_batch: int = Field(500, ge=1, description="Deprecation notices per sensor tick.")
+    # Alerts: where tenant-configured URLs may point (see docs/alerts.md).
+    alert_allowed_hosts: str = Field(
+        "hooks.slack.com,events.pagerduty.com,events.eu.pagerduty.com",
+        description="Hosts or domains (comma-separated; `*` for any) tenant alert URLs may name.",
+    )
+    alert_allow_private_networks: bool = Field(
+        False, description="Let alert URLs reach loopback, private and link-local addresses (local receivers)."
+    )
     # Detection.
     replay_pairs: int | None = Field(None, ge=1, description="Baseline prompts the nightly replay uses first.")
     top_up_pairs: int | None = Field(

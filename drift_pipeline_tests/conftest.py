@@ -15,4 +15,5 @@ pytest_plugins = [
     "drift_pipeline_tests.plugins.alerts",
     "drift_pipeline_tests.plugins.migration",
     "drift_pipeline_tests.plugins.providers",
+    "drift_pipeline_tests.plugins.cli",
 ]

@@ -17,9 +17,20 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from drift_pipeline.alerts.events import AlertMessage, Severity
+from drift_pipeline.alerts.outbound import OutboundPolicy, body_digest, install_log_redaction, scrub
 from drift_pipeline.alerts.payloads import email_message, pagerduty_payload, slack_payload
 from drift_pipeline.alerts.signing import sign
 from drift_pipeline.errors import InvalidInputError, NotFoundError
@@ -28,6 +39,8 @@ from drift_pipeline.retry import RetryPolicy
 PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
 CONTACT_CHANNEL = "contact-email"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+SMTP_PORTS = {"starttls": 587, "implicit": 465, "none": 25}
+install_log_redaction()  # httpx logs each request's full URL at INFO; a Slack webhook's URL is its secret
 
 
 class DeliveryError(Exception):
@@ -54,6 +67,10 @@ class BaseChannel(BaseModel):
     def send(self, message: AlertMessage, client: httpx.Client, smtp: SmtpSettings | None) -> None:
         raise NotImplementedError
 
+    def target_url(self) -> str | None:
+        """The URL this channel posts to (checked against the outbound policy), None for e-mail."""
+        return None
+
 
 class SlackChannel(BaseChannel):
     """Slack incoming webhook: a JSON body with `text` (fallback) and Block Kit `blocks`."""
@@ -63,6 +80,9 @@ class SlackChannel(BaseChannel):
 
     def send(self, message: AlertMessage, client: httpx.Client, smtp: SmtpSettings | None) -> None:
         _post(client, self.webhook_url.get_secret_value(), slack_payload(message), self.timeout_s)
+
+    def target_url(self) -> str | None:
+        return self.webhook_url.get_secret_value()
 
 
 class PagerDutyChannel(BaseChannel):
@@ -76,7 +96,10 @@ class PagerDutyChannel(BaseChannel):
 
     def send(self, message: AlertMessage, client: httpx.Client, smtp: SmtpSettings | None) -> None:
         body = pagerduty_payload(message, self.routing_key.get_secret_value(), self.source)
-        _post(client, self.url, body, self.timeout_s)
+        _post(client, self.url, body, self.timeout_s, secrets=(self.routing_key.get_secret_value(),))
+
+    def target_url(self) -> str | None:
+        return self.url
 
 
 class WebhookChannel(BaseChannel):
@@ -90,6 +113,9 @@ class WebhookChannel(BaseChannel):
         body = json.dumps(message.to_dict(), sort_keys=True, default=str).encode("utf-8")
         headers = sign(self.secret.get_secret_value(), body)
         _post(client, self.url, None, self.timeout_s, content=body, headers=headers)
+
+    def target_url(self) -> str | None:
+        return self.url
 
 
 class EmailChannel(BaseChannel):
@@ -108,23 +134,57 @@ Channel = Annotated[SlackChannel | PagerDutyChannel | WebhookChannel | EmailChan
 
 
 class SmtpSettings(BaseModel):
-    """The SMTP server e-mail goes through; `starttls` upgrades the connection before login."""
+    """The SMTP server e-mail goes through, always over TLS when it logs in.
+
+    `tls`: ``starttls`` (the default; port 587) upgrades the connection and refuses a server that does
+    not offer it, ``implicit`` (SMTPS, port 465) speaks TLS from the first byte, ``none`` (port 25) is the
+    operator's explicit opt-in to cleartext for a local relay and cannot be combined with a login. The
+    server's certificate is verified (`ca_file` trusts a private CA). The legacy `starttls: true/false`
+    is read as ``tls: starttls/none``.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     host: str
-    port: int = 25
+    port: int | None = None
     sender: str
-    starttls: bool = False
+    tls: Literal["starttls", "implicit", "none"] = "starttls"
     username: str | None = None
     password: SecretStr | None = None
     ca_file: str | None = None  # a private CA that signed the server's certificate
 
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_starttls(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "starttls" in data:
+            data = dict(data)
+            legacy = data.pop("starttls")
+            data.setdefault("tls", "starttls" if legacy else "none")
+        return data
+
+    @model_validator(mode="after")
+    def _no_cleartext_login(self) -> SmtpSettings:
+        if self.tls == "none" and (self.username or self.password):
+            raise ValueError("a login without TLS is refused: use tls: starttls (the default) or implicit")
+        return self
+
     def send(self, msg: EmailMessage, timeout_s: float) -> None:
+        port = self.port or SMTP_PORTS[self.tls]
+        context = ssl.create_default_context(cafile=self.ca_file)
         try:
-            with smtplib.SMTP(self.host, self.port, timeout=timeout_s) as smtp:
-                if self.starttls:
-                    smtp.starttls(context=ssl.create_default_context(cafile=self.ca_file))
+            if self.tls == "implicit":
+                connection: smtplib.SMTP = smtplib.SMTP_SSL(self.host, port, timeout=timeout_s, context=context)
+            else:
+                connection = smtplib.SMTP(self.host, port, timeout=timeout_s)
+            with connection as smtp:
+                if self.tls == "starttls":
+                    smtp.ehlo()
+                    if not smtp.has_extn("starttls"):
+                        raise DeliveryError(
+                            "smtp server does not offer STARTTLS: refusing to send (and log in) in cleartext",
+                            retryable=False,
+                        )
+                    smtp.starttls(context=context)
                 if self.username:
                     smtp.login(self.username, self.password.get_secret_value() if self.password else "")
                 smtp.send_message(msg)
@@ -168,6 +228,28 @@ class ChannelConfig(BaseModel):
     contact_email: bool = True
     smtp: SmtpSettings | None = None
     retry: DeliveryPolicy = Field(default_factory=DeliveryPolicy)
+    _outbound: OutboundPolicy | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _urls_allowed(self, info: ValidationInfo) -> ChannelConfig:
+        """Tenant URLs must be on the operator's allow-list; no URL may name a non-public address."""
+        policy = (info.context or {}).get("outbound") or OutboundPolicy.from_settings()
+        self._outbound = policy
+        for channel in self.platform:
+            if url := channel.target_url():
+                policy.check_configured(url, tenant=False)
+        for channels in self.tenants.values():
+            for channel in channels:
+                if url := channel.target_url():
+                    policy.check_configured(url, tenant=True)
+        return self
+
+    @property
+    def outbound(self) -> OutboundPolicy:
+        """The outbound policy this config was checked with (the environment's when built directly)."""
+        if self._outbound is None:
+            self._outbound = OutboundPolicy.from_settings()
+        return self._outbound
 
     @field_validator("platform")
     @classmethod
@@ -178,25 +260,29 @@ class ChannelConfig(BaseModel):
         return channels
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], *, env: dict[str, str] | None = None) -> ChannelConfig:
-        """Validate a config mapping; ``${VAR}`` in any string is replaced from the environment."""
+    def from_dict(
+        cls, data: dict[str, Any], *, env: dict[str, str] | None = None, outbound: OutboundPolicy | None = None
+    ) -> ChannelConfig:
+        """Validate a config mapping; ``${VAR}`` in any string is replaced from the environment. `outbound`
+        replaces the environment's policy (the demo allows its own local receiver this way)."""
         try:
-            return cls.model_validate(_expand_env(data or {}, os.environ if env is None else env))
+            return cls.model_validate(
+                _expand_env(data or {}, os.environ if env is None else env), context={"outbound": outbound}
+            )
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
-            raise InvalidInputError(f"alert config: {where}: {first['msg']}") from exc
+            raise InvalidInputError(scrub(f"alert config: {where}: {first['msg']}")) from None
 
     @classmethod
     def from_yaml(cls, path: str | Path, *, env: dict[str, str] | None = None) -> ChannelConfig:
-        import yaml
+        from drift_pipeline.versioning.agent_config import load_config_file
 
-        try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise NotFoundError(f"alert config {str(path)!r} does not exist") from exc
-        except (OSError, yaml.YAMLError) as exc:
-            raise InvalidInputError(f"alert config {str(path)!r} is not readable YAML: {exc}") from exc
+        if not Path(path).exists():
+            raise NotFoundError(f"alert config {str(path)!r} does not exist")
+        # Bounded, no anchors or aliases, and errors in one line: a YAML error's later lines quote the
+        # offending line, which may hold a webhook URL.
+        data = load_config_file(Path(path), "alert config")
         if data is not None and not isinstance(data, dict):
             raise InvalidInputError(f"alert config {str(path)!r} must be a mapping")
         return cls.from_dict(data or {}, env=env)
@@ -225,19 +311,24 @@ def _post(
     *,
     content: bytes | None = None,
     headers: dict[str, str] | None = None,
+    secrets: tuple[str, ...] = (),
 ) -> None:
+    # Error texts end up in logs and audit rows: never with the URL (or its path) or a key in them.
+    hidden = (url, httpx.URL(url).raw_path.decode("ascii", "replace"), *secrets)
     try:
         if content is not None:
-            response = client.post(url, content=content, headers=headers, timeout=timeout_s)
+            response = client.post(url, content=content, headers=headers, timeout=timeout_s, follow_redirects=False)
         else:
-            response = client.post(url, json=body, headers=headers, timeout=timeout_s)
+            response = client.post(url, json=body, headers=headers, timeout=timeout_s, follow_redirects=False)
     except httpx.HTTPError as exc:
-        raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
+        raise DeliveryError(scrub(f"{type(exc).__name__}: {exc}", *hidden)) from None
     if response.is_success:
         return
+    if response.is_redirect:  # a redirect could lead anywhere, past the allow-list: never followed
+        raise DeliveryError(f"HTTP {response.status_code}: redirect not followed", retryable=False)
     # 429 and 5xx are transient; any other 4xx (bad routing key, bad URL) will not heal by retrying.
     retryable = response.status_code == 429 or response.status_code >= 500
-    raise DeliveryError(f"HTTP {response.status_code}: {response.text[:200]}", retryable=retryable)
+    raise DeliveryError(f"HTTP {response.status_code}: body {body_digest(response.content)}", retryable=retryable)
 
 
 def _expand_env(value: Any, env: Any) -> Any:

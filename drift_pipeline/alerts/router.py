@@ -34,6 +34,7 @@ from drift_pipeline.alerts.events import (
     DriftEvent,
     Severity,
 )
+from drift_pipeline.alerts.outbound import OutboundRefused, scrub
 from drift_pipeline.errors import NotFoundError
 from drift_pipeline.persistence import audit
 from drift_pipeline.persistence.tables import AlertIncident
@@ -204,7 +205,7 @@ class AlertRouter:
     # -- delivery (network, outside any transaction)
 
     def _deliver(self, message: AlertMessage, channels: list[BaseChannel]) -> dict[str, DeliveryResult]:
-        client = self._client or httpx.Client()
+        client = self._client or httpx.Client(follow_redirects=False)
         try:
             return {c.name: self._deliver_one(message, c, client) for c in channels}
         finally:
@@ -219,12 +220,22 @@ class AlertRouter:
         try:
             for attempt in retrying:
                 with attempt:
-                    channel.send(message, client, self.config.smtp)
+                    self._send(message, channel, client)
         except DeliveryError as exc:
             return DeliveryResult(channel.name, "failed", attempts_made(retrying), str(exc))
         except Exception as exc:  # a rendering or library fault is this channel's failure, not the run's
-            return DeliveryResult(channel.name, "failed", attempts_made(retrying), f"{type(exc).__name__}: {exc}")
+            error = scrub(f"{type(exc).__name__}: {exc}")
+            return DeliveryResult(channel.name, "failed", attempts_made(retrying), error)
         return DeliveryResult(channel.name, "delivered", attempts_made(retrying))
+
+    def _send(self, message: AlertMessage, channel: BaseChannel, client: httpx.Client) -> None:
+        url = channel.target_url()
+        if url:  # checked again now: the name may resolve elsewhere than when the config was loaded
+            try:
+                self.config.outbound.check_resolved(url)
+            except OutboundRefused as exc:
+                raise DeliveryError(str(exc), retryable=False) from None
+        channel.send(message, client, self.config.smtp)
 
     # -- recording
 

@@ -20,6 +20,7 @@ from drift_pipeline.cli import (
     replay,
 )
 from drift_pipeline.errors import DriftPipelineError
+from drift_pipeline.persistence.db import describe_storage_fault
 
 app = typer.Typer(
     name="drift-pipeline",
@@ -45,7 +46,9 @@ def main() -> None:
     """Console-script entry point: a refused request is one line and exit 1, a usage mistake one line and
     exit 2; never a traceback."""
     try:
-        app(standalone_mode=False)
+        # Outside standalone mode click hands back a command's `typer.Exit` code instead of exiting:
+        # dropping it once made `scan-aliases` exit 0 after finding aliases.
+        code = app(standalone_mode=False)
     except DriftPipelineError as exc:
         common.err_console.print(f"[red]error:[/red] {exc}", highlight=False)
         sys.exit(1)
@@ -59,7 +62,12 @@ def main() -> None:
         if _is_click_error(exc):  # usage mistakes (unknown option or command, bad value): one line, exit 2
             common.err_console.print(f"[red]error:[/red] {exc.format_message()}", highlight=False)  # type: ignore[attr-defined]
             sys.exit(exc.exit_code)  # type: ignore[attr-defined]
-        raise
+        fault = describe_storage_fault(exc)
+        if fault is None:
+            raise
+        common.err_console.print(f"[red]error:[/red] {fault}", highlight=False)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def _is_click_error(exc: BaseException) -> bool:

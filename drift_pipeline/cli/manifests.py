@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -142,6 +143,8 @@ def manifest_show(
         f"{', '.join(t.get('function', t).get('name', '?') for t in m.config.tools) or '-'}\n"
         f"[bold]system prompt[/bold] {m.config.system_prompt[:200] or '-'}"
     )
+    if m.config_error:  # shown, never crashed on: a row written before validation or edited in the database
+        body += f"\n[red]invalid stored config[/red] {escape(m.config_error)}"
     console.print(Panel(body, title=f"{m.tenant_id}/{m.agent_id}"))
 
 

@@ -203,7 +203,7 @@ def create_baseline(
 
 def replay_decoding(manifest: manifests.Manifest, version_decoding: dict[str, Any]) -> Decoding:
     """Deterministic replay parameters: temperature 0 and a fixed seed, the agent's max_tokens."""
-    max_tokens = int({**version_decoding, **manifest.config.decoding}.get("max_tokens", 256))
+    max_tokens = int({**version_decoding, **manifest.require_valid_config().decoding}.get("max_tokens", 256))
     return Decoding(temperature=0.0, seed=0, max_tokens=max_tokens)
 
 

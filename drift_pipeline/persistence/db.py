@@ -7,6 +7,8 @@ the tenant) and a transaction-scoped advisory lock for the audit chain.
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -40,10 +42,28 @@ class Store:
         settings = Settings.from_env()
         url = normalise_database_url(url) if url else settings.database_url
         if url.startswith("sqlite:///"):
-            _private_sqlite_file(Path(url.removeprefix("sqlite:///").split("?", 1)[0]))
+            path = Path(url.removeprefix("sqlite:///").split("?", 1)[0])
+            if _is_read_only(path):
+                return cls._open_read_only(path)
+            _private_sqlite_file(path)
         store = cls(_engine(url))
         if upgrade:
             store.upgrade()
+        return store
+
+    @classmethod
+    def _open_read_only(cls, path: Path) -> Store:
+        """An existing SQLite store in a home that cannot be written (a read-only mount, a locked-down copy):
+        reads work, no migration runs, and any write fails with the read-only message."""
+        # Without a WAL file there is nothing SQLite must recover, so `immutable` lets it read without
+        # creating the -shm file it cannot create here.
+        mode = "mode=ro" if Path(f"{path}-wal").exists() else "mode=ro&immutable=1"
+        store = cls(_engine(f"sqlite:///file:{path}?{mode}&uri=true"))
+        if store.schema_revision() != _head_revision():
+            raise DriftPipelineError(
+                f"the store at {path} is read-only and not at this version's schema: open it once where it "
+                "can be written (`drift-pipeline init`) to upgrade it"
+            )
         return store
 
     @property
@@ -64,7 +84,9 @@ class Store:
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
         except Exception as exc:
-            raise DriftPipelineError(f"cannot initialise the store at {self.engine.url!r}: {exc}") from exc
+            fault = describe_storage_fault(exc)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DriftPipelineError(fault or f"cannot initialise the store at {self.engine.url!r}: {first}") from exc
 
     def schema_revision(self) -> str | None:
         try:
@@ -104,6 +126,38 @@ class Store:
         self.engine.dispose()
 
 
+def describe_storage_fault(exc: BaseException) -> str | None:
+    """One line for a full disk or a read-only home/store, whichever layer raised it (OS, SQLite, Arrow);
+    None for any other error. Looks through the exception's causes and SQLAlchemy's wrapped DBAPI error."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        where = f" ({current.filename})" if isinstance(current, OSError) and current.filename else ""
+        code = current.errno if isinstance(current, OSError) else None
+        text_ = str(current).lower()
+        if code in _FULL_ERRNOS or any(m in text_ for m in _FULL_MARKERS):
+            return f"no space left on the device{where}: free some space and retry (nothing was committed)"
+        if "disk i/o error" in text_:  # what SQLite reports when it cannot grow its shared-memory file
+            return f"the device reported an I/O error{where}: is the disk full? free some space and retry"
+        if code in _READ_ONLY_ERRNOS or any(m in text_ for m in _READ_ONLY_MARKERS):
+            return (
+                f"cannot write{where}: the home folder or store is read-only "
+                "(read-only commands such as `audit verify`, `resolve` and `manifest show` still work)"
+            )
+        todo.extend([current.__cause__, current.__context__, getattr(current, "orig", None)])
+    return None
+
+
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+_READ_ONLY_ERRNOS = {errno.EROFS, errno.EACCES, errno.EPERM}
+_FULL_MARKERS = ("database or disk is full", "no space left on device", "disk quota exceeded")
+_READ_ONLY_MARKERS = ("readonly database", "read-only file system", "permission denied")
+
+
 @cache
 def _head_revision() -> str | None:
     """The newest Alembic revision shipped with the code (parsed once per process)."""
@@ -128,12 +182,20 @@ def _engine(url: str) -> Engine:
     return engine
 
 
+def _is_read_only(path: Path) -> bool:
+    """An existing database file that this process cannot write (or whose folder it cannot write)."""
+    return path.exists() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
+
+
 def _serialise_sqlite_writes(engine: Engine) -> None:
+    read_only = "mode=ro" in str(engine.url)
+
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # let SQLAlchemy's begin event issue BEGIN itself
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        if not read_only:  # switching to WAL is a write
+            cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA busy_timeout=60000")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()

@@ -34,6 +34,7 @@ KNOWN_ALIASES = frozenset(
 )  # fmt: skip
 LITELLM_CALLS = ("completion", "acompletion", "text_completion", "atext_completion")
 CLIENT_CALLS = ("chat.completions.create", "responses.create", "messages.create", "completions.create")
+MAX_FILE_BYTES = 5_000_000  # generated or vendored blobs beyond this are skipped, not parsed
 SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".tox", ".mypy_cache", "site-packages"}
 
 
@@ -100,14 +101,22 @@ def scan(
     result = ScanResult()
     for path in _python_files(root):
         try:
-            tree = ast.parse(path.read_bytes(), filename=str(path))
-        except (OSError, SyntaxError, ValueError) as exc:
-            result.skipped.append({"path": str(path), "reason": f"{type(exc).__name__}: {exc}".splitlines()[0]})
-            continue
-        result.files_scanned += 1
-        _scan_tree(tree, str(path), result, registry_aliases or {}, exact_versions)
+            _scan_tree(_parse(path), str(path), result, registry_aliases or {}, exact_versions)
+            result.files_scanned += 1
+        # One pathological file (nested 100k deep, huge, not Python) is reported and skipped: it must not
+        # hide the findings in every other file from a CI gate.
+        except (OSError, SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+            reason = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+            result.skipped.append({"path": str(path), "reason": reason})
     result.findings.sort(key=lambda f: (f.path, f.line, f.column))
     return result
+
+
+def _parse(path: Path) -> ast.AST:
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise ValueError(f"file of {size} bytes is over the {MAX_FILE_BYTES}-byte limit")
+    return ast.parse(path.read_bytes(), filename=str(path))
 
 
 def _python_files(root: Path) -> Iterator[Path]:

@@ -7,23 +7,22 @@ processes changing the same agent at once queue instead of losing an update.
 
 from __future__ import annotations
 
-import json
 import weakref
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from drift_pipeline.errors import InvalidInputError, NotFoundError, RefusedError
+from drift_pipeline.errors import IntegrityError, InvalidInputError, NotFoundError, RefusedError
 from drift_pipeline.identifiers import check_identifier
 from drift_pipeline.persistence import audit
 from drift_pipeline.persistence.db import Store
 from drift_pipeline.persistence.tables import Baseline, ManifestRevision, Tenant
 from drift_pipeline.versioning import registry
+from drift_pipeline.versioning.agent_config import AgentConfig
 from drift_pipeline.versioning.tenants import TenantInfo, require_tenant, tenant_info
 
 DEFAULT_THRESHOLD = 0.05
@@ -31,76 +30,6 @@ DEFAULT_THRESHOLD = 0.05
 # In-process listeners (runtime resolvers) told after every committed manifest change; weakly held so a
 # discarded resolver is not kept alive by the registry of listeners.
 _listeners: list[weakref.WeakMethod[Callable[[], None]]] = []
-
-
-@dataclass(frozen=True)
-class AgentConfig:
-    """What is versioned with the pin: prompt, tools, response schema, memory, workflows, decoding."""
-
-    system_prompt: str = ""
-    tools: list[dict[str, Any]] = field(default_factory=list)
-    response_schema: dict[str, Any] | None = None
-    memory_config: dict[str, Any] = field(default_factory=dict)
-    workflow_types: list[str] = field(default_factory=list)
-    decoding: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AgentConfig:
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise InvalidInputError(f"unknown agent config keys: {', '.join(sorted(unknown))}")
-        config = cls(**data)
-        config.validate()
-        return config
-
-    @classmethod
-    def from_file(cls, path: Path) -> AgentConfig:
-        """Load a YAML or JSON agent config, with a one-line error for anything malformed."""
-        import yaml
-
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InvalidInputError(f"cannot read agent config {path}: {exc}") from exc
-        try:
-            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-        except (ValueError, yaml.YAMLError) as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise InvalidInputError(
-                f"agent config {path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {first}"
-            ) from exc
-        if not isinstance(data, dict):
-            raise InvalidInputError(f"agent config {path} must be a mapping of keys to values")
-        return cls.from_dict(data)
-
-    def validate(self) -> None:
-        from jsonschema import SchemaError
-        from jsonschema.validators import validator_for
-
-        def check(schema: Any, where: str) -> None:
-            if not isinstance(schema, dict):
-                raise InvalidInputError(f"{where} must be a JSON Schema object")
-            try:
-                validator_for(schema).check_schema(schema)
-            except SchemaError as exc:
-                raise InvalidInputError(f"{where} is not a valid JSON Schema: {exc.message}") from exc
-
-        if not isinstance(self.tools, list):
-            raise InvalidInputError("tools must be a list of tool definitions")
-        for i, tool in enumerate(self.tools):
-            fn = tool.get("function", tool) if isinstance(tool, dict) else None
-            if not isinstance(fn, dict) or not fn.get("name"):
-                raise InvalidInputError(
-                    f"tool #{i + 1} needs a name (OpenAI format: {{type: function, function: {{name, parameters}}}})"
-                )
-            check(fn.get("parameters", {"type": "object"}), f"parameters of tool {fn['name']!r}")
-        if self.response_schema is not None:
-            check(self.response_schema, "response_schema")
-        for name, value in (("memory_config", self.memory_config), ("decoding", self.decoding)):
-            if not isinstance(value, dict):
-                raise InvalidInputError(f"{name} must be a mapping")
-        if not isinstance(self.workflow_types, list) or not all(isinstance(w, str) for w in self.workflow_types):
-            raise InvalidInputError("workflow_types must be a list of names")
 
 
 @dataclass(frozen=True)
@@ -119,6 +48,16 @@ class Manifest:
     created_at: datetime
     created_by: str
     reason: str
+    config_error: str | None = None  # a stored config that no longer validates (see `AgentConfig.from_stored`)
+
+    def require_valid_config(self) -> AgentConfig:
+        """The config, or a one-line refusal when the stored one is invalid (never handed to a runtime)."""
+        if self.config_error:
+            raise IntegrityError(
+                f"manifest {self.tenant_id}/{self.agent_id} revision {self.revision} holds an invalid config "
+                f"({self.config_error}); pin a corrected one with `drift-pipeline pin --config`"
+            )
+        return self.config
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -280,7 +219,16 @@ def write_revision(
     threshold = check_threshold(
         float(changes.get("drift_alert_threshold", before.drift_alert_threshold if before else DEFAULT_THRESHOLD))
     )
-    config = changes.get("config", before.config if before else AgentConfig())
+    if "config" in changes:
+        config = changes["config"]
+        config.validate()  # code builds configs too: the same bounds as a file
+    elif before is not None and before.config_error:
+        raise RefusedError(
+            f"{tenant.tenant_id}/{agent_id} revision {before.revision} holds an invalid config "
+            f"({before.config_error}): give a corrected one with --config"
+        )
+    else:
+        config = before.config if before else AgentConfig()
     model_changed = before is None or before.pinned_model_id != model_id
     now = audit.utcnow()
     # A baseline fingerprints one model's behaviour: a new pin invalidates it unless one is given.
@@ -350,6 +298,7 @@ def lock_tenant(session: Session, tenant_id: str) -> Tenant:
 
 def to_manifest(row: ManifestRevision) -> Manifest:
     config = row.config or {}
+    agent, error = AgentConfig.from_stored(config.get("agent"))
     return Manifest(
         tenant_id=row.tenant_id,
         agent_id=row.agent_id,
@@ -358,11 +307,12 @@ def to_manifest(row: ManifestRevision) -> Manifest:
         pinned_at=row.pinned_at,
         drift_alert_threshold=row.drift_alert_threshold,
         behavioral_baseline_id=row.behavioral_baseline_id,
-        config=AgentConfig(**config.get("agent", {})),
+        config=agent,
         tenant=TenantInfo(**config["tenant"]) if "tenant" in config else TenantInfo(row.tenant_id),
         created_at=row.created_at,
         created_by=row.created_by,
         reason=row.reason,
+        config_error=error,
     )
 
 

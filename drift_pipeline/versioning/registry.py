@@ -19,6 +19,7 @@ from drift_pipeline.identifiers import check_model_id, check_provider
 from drift_pipeline.persistence import audit
 from drift_pipeline.persistence.db import Store
 from drift_pipeline.persistence.tables import AliasResolution, ManifestRevision, ModelAlias, ModelVersion
+from drift_pipeline.versioning.agent_config import check_decoding, check_no_credentials
 
 STATUSES = ("active", "deprecated", "sunset")
 
@@ -88,6 +89,10 @@ def add_version(
     provider names that break the identifier rules (`identifiers.check_model_id`, `check_provider`)."""
     check_model_id(model_id)
     check_provider(provider)
+    # Stored in the audit log and handed to the runtime: typed and finite, and never a credential (the
+    # runtime reads those from the environment; `litellm_params` may name the variable, e.g. `api_key_env`).
+    decoding = check_decoding(decoding or {})
+    check_no_credentials(litellm_params or {}, "litellm_params")
     with store.transaction() as session:
         if session.get(ModelVersion, model_id) is not None:
             raise RefusedError(f"model {model_id!r} is already registered")

@@ -141,7 +141,7 @@ def _resolution(manifest: manifests.Manifest, version: registry.VersionInfo, **r
         provider=version.provider,
         litellm_model=version.litellm_model,
         litellm_params=version.litellm_params,
-        decoding={**DEFAULT_DECODING, **version.decoding, **manifest.config.decoding},
+        decoding={**DEFAULT_DECODING, **version.decoding, **manifest.require_valid_config().decoding},
         manifest_revision=manifest.revision,
         baseline_id=manifest.behavioral_baseline_id,
         **route,

@@ -35,7 +35,8 @@ def config(receiver: AlertReceiver, smtp: SmtpMailbox, **overrides: Any) -> Chan
             "acme": [{"type": "webhook", "name": "hook", "url": receiver.url("/acme-hook"), "secret": ACME_SECRET}],
             "globex": [{"type": "webhook", "name": "hook", "url": receiver.url("/globex-hook"), "secret": "g"}],
         },
-        "smtp": {"host": smtp.host, "port": smtp.port, "sender": "drift@platform.example"},
+        # A local relay without login: cleartext only by the operator's explicit opt-in.
+        "smtp": {"host": smtp.host, "port": smtp.port, "sender": "drift@platform.example", "tls": "none"},
         "retry": {"attempts": 3, "backoff_s": 0.01, "max_rounds": 3},
     }
     data.update(overrides)
@@ -286,7 +287,7 @@ def test_config_from_yaml_reads_secrets_from_env(tmp_path) -> None:
     path = tmp_path / "alerts.yaml"
     path.write_text(
         "platform:\n  - type: pagerduty\n    routing_key: ${PD_KEY}\n"
-        "tenants:\n  acme:\n    - {type: slack, webhook_url: 'https://hooks.slack.example/acme'}\n"
+        "tenants:\n  acme:\n    - {type: slack, webhook_url: 'https://hooks.slack.com/services/acme'}\n"
     )
     cfg = ChannelConfig.from_yaml(path, env={"PD_KEY": "abc"})
     assert cfg.platform[0].routing_key.get_secret_value() == "abc"

@@ -78,6 +78,9 @@ def test_user_mistakes_get_one_line(cli, args, message):
         (("no-such-command",), "No such command 'no-such-command'"),
         (("plan", "--threshold", "abc"), "Invalid value for '--threshold'"),
         (("plan",), "Missing option '--threshold'"),
+        (("pin", "acme"), "Missing argument"),
+        (("manifest", "show"), "Missing argument"),
+        (("audit", "export", "--since"), "requires an argument"),
         (("plan", "--threshold", "0.05", "--bogus"), "No such option: --bogus"),
     ],
 )

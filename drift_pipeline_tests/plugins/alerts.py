@@ -32,6 +32,7 @@ class SmtpMailbox:
     messages: list[EmailMessage] = field(default_factory=list)
     envelopes: list[dict[str, Any]] = field(default_factory=list)
     ca_file: str | None = None
+    logins: list[tuple[str, str]] = field(default_factory=list)  # (user, password) of accepted logins
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def to(self, address: str) -> list[EmailMessage]:
@@ -42,6 +43,7 @@ class SmtpMailbox:
         with self.lock:
             self.messages.clear()
             self.envelopes.clear()
+            self.logins.clear()
 
 
 class _Handler:
@@ -53,9 +55,18 @@ class _Handler:
         with self.box.lock:
             self.box.messages.append(message)  # type: ignore[arg-type]
             self.box.envelopes.append(
-                {"mail_from": envelope.mail_from, "rcpt_tos": list(envelope.rcpt_tos), "tls": session.ssl is not None}
+                {
+                    "mail_from": envelope.mail_from,
+                    "rcpt_tos": list(envelope.rcpt_tos),
+                    "tls": _over_tls(server, session),
+                }
             )
         return "250 Message accepted for delivery"
+
+
+def _over_tls(server: Any, session: Any) -> bool:
+    """STARTTLS sets `session.ssl`; implicit TLS (SMTPS) shows on the transport instead."""
+    return session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None
 
 
 def _free_port() -> int:
@@ -94,15 +105,41 @@ def _self_signed(tmp: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def _start_smtp(box: SmtpMailbox, tls_context: ssl.SSLContext | None = None) -> Any:
+SMTP_USER, SMTP_PASSWORD = "alerts", "smtp-pass-S3cr3t-do-not-leak"
+
+
+def _start_smtp(box: SmtpMailbox, tls_context: ssl.SSLContext | None = None, *, implicit: bool = False) -> Any:
+    """aiosmtpd on `box`: plain, STARTTLS-required (`tls_context`) or SMTPS (`implicit`); the TLS ones
+    accept the login SMTP_USER/SMTP_PASSWORD, and only over TLS."""
     from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and (data.login.decode(), data.password.decode()) == (
+            SMTP_USER,
+            SMTP_PASSWORD,
+        )
+        if ok:
+            with box.lock:
+                box.logins.append((SMTP_USER, SMTP_PASSWORD))
+        return AuthResult(success=ok)
 
     kwargs: dict[str, Any] = {}
-    if tls_context is not None:
-        kwargs.update(tls_context=tls_context, require_starttls=True)
+    if implicit:
+        kwargs.update(ssl_context=tls_context, authenticator=authenticator, auth_require_tls=False)
+    elif tls_context is not None:
+        kwargs.update(tls_context=tls_context, require_starttls=True, authenticator=authenticator)
     controller = Controller(_Handler(box), hostname=box.host, port=box.port, **kwargs)
     controller.start()
     return controller
+
+
+@pytest.fixture(autouse=True)
+def _local_receivers_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator's explicit allowance for the 127.0.0.1 receivers and SMTP servers these tests use: the
+    default outbound policy refuses loopback and private addresses (tests of that default unset these)."""
+    monkeypatch.setenv("DRIFT_PIPELINE_ALERT_ALLOW_PRIVATE_NETWORKS", "1")
+    monkeypatch.setenv("DRIFT_PIPELINE_ALERT_ALLOWED_HOSTS", "127.0.0.1,localhost,hooks.slack.com")
 
 
 @pytest.fixture(scope="session")
@@ -144,5 +181,17 @@ def smtp_tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpMa
     context.load_cert_chain(cert, key)
     box = SmtpMailbox("127.0.0.1", _free_port(), ca_file=str(cert))
     controller = _start_smtp(box, context)
+    yield box
+    controller.stop()
+
+
+@pytest.fixture(scope="session")
+def smtps_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpMailbox]:
+    """A local SMTPS server (implicit TLS from the first byte) with a self-signed certificate."""
+    cert, key = _self_signed(tmp_path_factory.mktemp("smtps"))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    box = SmtpMailbox("127.0.0.1", _free_port(), ca_file=str(cert))
+    controller = _start_smtp(box, context, implicit=True)
     yield box
     controller.stop()

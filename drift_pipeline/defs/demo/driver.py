@@ -298,7 +298,9 @@ def _is_check_failure(event: Any) -> bool:
 def _demo_channels(receiver: AlertReceiver) -> ChannelConfig:
     """The local receiver standing in for the platform's incident system: a signed webhook and Slack."""
     from drift_pipeline.alerts.channels import ChannelConfig
+    from drift_pipeline.alerts.outbound import OutboundPolicy
 
+    # The demo's receiver listens on 127.0.0.1: the demo allows that address itself, no setting is relaxed.
     return ChannelConfig.from_dict(
         {
             "platform": [
@@ -306,7 +308,8 @@ def _demo_channels(receiver: AlertReceiver) -> ChannelConfig:
                 {"type": "slack", "webhook_url": receiver.url("/slack")},
             ],
             "retry": {"attempts": 3, "backoff_s": 0.1},
-        }
+        },
+        outbound=OutboundPolicy(allowed_hosts=(), allow_private_networks=True),
     )
 
 
