@@ -48,9 +48,13 @@ MAX_SEGMENT = 255  # bytes: the usual file-name limit
 
 
 def check_key(rel: str) -> str:
-    """`rel` without leading '/', if every segment is a plain name; `InvalidInputError` otherwise."""
+    """`rel` without leading '/', if every segment is a plain name; `InvalidInputError` otherwise.
+
+    One trailing '/' is allowed: a folder prefix such as ``baselines/tenant=acme/``.
+    """
     key = rel.lstrip("/")
-    for segment in key.split("/") if key else ():
+    body = key.removesuffix("/")
+    for segment in body.split("/") if body else ():
         if segment in ("", ".", "..") or _CONTROL.search(segment) or len(segment.encode("utf-8")) > MAX_SEGMENT:
             raise InvalidInputError(f"unsafe object key {rel!r}: segment {segment!r}")
     return key
