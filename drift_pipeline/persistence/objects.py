@@ -59,9 +59,13 @@ MAX_SEGMENT = 255  # bytes: the usual file-name limit
 
 
 def check_key(rel: str) -> str:
-    """`rel` without leading '/', if every segment is a plain name; `InvalidInputError` otherwise."""
+    """`rel` without leading '/', if every segment is a plain name; `InvalidInputError` otherwise.
+
+    One trailing '/' is allowed: a folder prefix such as ``baselines/tenant=acme/``.
+    """
     key = rel.lstrip("/")
-    for segment in key.split("/") if key else ():
+    body = key.removesuffix("/")
+    for segment in body.split("/") if body else ():
         if segment in ("", ".", "..") or _CONTROL.search(segment) or len(segment.encode("utf-8")) > MAX_SEGMENT:
             raise InvalidInputError(f"unsafe object key {rel!r}: segment {segment!r}")
     return key
@@ -143,6 +147,8 @@ class ObjectStore:
         self.root = root.rstrip("/")
         self.storage_options = options
         self.is_local = "file" in _protocols(self.fs)
+        # Resolved once: every local key must resolve under it (`full_path`).
+        self._real_root = os.path.realpath(self.root or "/") if self.is_local else ""
 
     @classmethod
     def from_settings(cls, settings: Any = None) -> ObjectStore:
@@ -160,10 +166,9 @@ class ObjectStore:
         """Where `rel` lives; refuses a key that could leave the root (checked before every read and write)."""
         key = check_key(rel)
         path = f"{self.root}/{key}" if key else self.root
-        if self.is_local:
-            root = os.path.realpath(self.root or "/")
-            if os.path.commonpath([root, os.path.realpath(path)]) != root:  # a symlink planted under the root
-                raise InvalidInputError(f"object key {rel!r} resolves outside the storage root")
+        # Locally the resolved path must stay under the root: a symlink planted under it cannot lead out.
+        if self.is_local and os.path.commonpath([self._real_root, os.path.realpath(path)]) != self._real_root:
+            raise InvalidInputError(f"object key {rel!r} resolves outside the storage root")
         return path
 
     def uri(self, rel: str) -> str:
