@@ -27,13 +27,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import logging
 import os
-import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -43,54 +41,16 @@ import pandas as pd
 from drift_pipeline import files
 from drift_pipeline.errors import InvalidInputError, NotFoundError
 from drift_pipeline.identifiers import check_identifier
+from drift_pipeline.persistence.frames import frame_from_bytes, frame_to_bytes
 from drift_pipeline.persistence.markers import FORMATS, fsync_folder, marker_problem
+from drift_pipeline.persistence.object_keys import check_key, day_str, object_key
 
 log = logging.getLogger(__name__)
 
-_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 BAD_COMMITS = "_bad_commits"  # where unreadable commit markers are moved, with their reason
 UNKNOWN_TENANT = "_unknown"  # quarantine prefix for records without a usable tenant (never a valid id)
 TRAFFIC_DATASET = "traffic"  # accepted traffic records (capture and ingest)
 QUARANTINE_DATASET = "quarantine"  # rejected records with their reason and raw input
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
-MAX_SEGMENT = 255  # bytes: the usual file-name limit
-
-
-def check_key(rel: str) -> str:
-    """`rel` without leading '/', if every segment is a plain name; `InvalidInputError` otherwise.
-
-    One trailing '/' is allowed: a folder prefix such as ``baselines/tenant=acme/``.
-    """
-    key = rel.lstrip("/")
-    body = key.removesuffix("/")
-    for segment in body.split("/") if body else ():
-        if segment in ("", ".", "..") or _CONTROL.search(segment) or len(segment.encode("utf-8")) > MAX_SEGMENT:
-            raise InvalidInputError(f"unsafe object key {rel!r}: segment {segment!r}")
-    return key
-
-
-def object_key(*segments: str) -> str:
-    """Join key segments built from validated ids (or `identifiers.model_key`); each must be one plain name."""
-    for segment in segments:
-        if not segment or "/" in segment:
-            raise InvalidInputError(f"unsafe object key segment {segment!r}")
-    return check_key("/".join(segments))
-
-
-def day_str(value: str | date | datetime) -> str:
-    """Normalise a day (date, datetime or 'YYYY-MM-DD') to 'YYYY-MM-DD'."""
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).date().isoformat() if value.tzinfo else value.date().isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, str) and _DAY.fullmatch(value):
-        try:
-            return date.fromisoformat(value).isoformat()
-        except ValueError:
-            pass
-    raise InvalidInputError(f"invalid day {value!r}: expected YYYY-MM-DD")
 
 
 def storage_options_from_env(url: str) -> dict[str, Any]:
@@ -387,36 +347,6 @@ class ObjectStore:
 def new_batch_id() -> str:
     """Time-ordered, unique batch id (lowercase 't': ids follow the one identifier rule)."""
     return f"{datetime.now(UTC).strftime('%Y%m%dt%H%M%S%f')}-{uuid.uuid4().hex[:8]}"
-
-
-def frame_to_bytes(frame: pd.DataFrame, fmt: str) -> bytes:
-    if fmt == "parquet":
-        buf = io.BytesIO()
-        frame.to_parquet(buf, index=False)
-        return buf.getvalue()
-    lines = (json.dumps(row, ensure_ascii=False, default=str) for row in _records(frame))
-    return ("".join(line + "\n" for line in lines)).encode("utf-8")
-
-
-def frame_from_bytes(data: bytes, fmt: str, columns: list[str] | None = None) -> pd.DataFrame:
-    if fmt == "parquet":
-        return pd.read_parquet(io.BytesIO(data), columns=columns)
-    # split("\n"), not splitlines(): U+0085, U+2028 and friends may sit unescaped inside a JSON string.
-    rows = [json.loads(line) for line in data.decode("utf-8").split("\n") if line.strip()]
-    frame = pd.DataFrame(rows)
-    return frame[columns] if columns else frame
-
-
-def _records(frame: pd.DataFrame) -> Iterable[dict[str, Any]]:
-    for row in frame.to_dict(orient="records"):
-        yield {k: (None if _isna(v) else v) for k, v in row.items()}
-
-
-def _isna(value: Any) -> bool:
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
 
 
 def _ref(dataset: str, tenant_id: str, day: str, part: str, marker: Mapping[str, Any]) -> BatchRef:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,6 +44,7 @@ from drift_pipeline.traffic.ingest.fields import RecordError, check_known, norma
 from drift_pipeline.traffic.ingest.imports import IMPORT_FORMATS, ImportOptions, import_items
 from drift_pipeline.traffic.ingest.llmdrift import llmdrift_record
 from drift_pipeline.traffic.ingest.readers import FORMATS, Item, open_source, read_items, source_key
+from drift_pipeline.traffic.ingest.report import IngestReport
 from drift_pipeline.traffic.privacy import Scrubber
 from drift_pipeline.traffic.records import TrafficRecord, scrubbed_row
 from drift_pipeline.versioning import tenants
@@ -54,50 +54,6 @@ CHUNK_SIZE = 1000
 EXCERPT_CHARS = 2000  # a quarantined record keeps this much of its (scrubbed) text
 _SCRUB_MARGIN = 256  # scrubbed beyond the excerpt, so PII cut by the excerpt's end is still recognised
 _COUNTS = ("read", "accepted", "quarantined", "written", "duplicates")
-
-
-@dataclass
-class IngestReport:
-    """What one ingest run did. `accepted` = `written` + `duplicates`;
-    `accepted` + `quarantined` + `skipped` = `read`."""
-
-    source: str
-    format: str
-    read: int = 0
-    accepted: int = 0
-    quarantined: int = 0
-    skipped: int = 0
-    written: int = 0
-    duplicates: int = 0
-    reasons: Counter[str] = field(default_factory=Counter)
-    skip_reasons: Counter[str] = field(default_factory=Counter)
-    tenants: Counter[str] = field(default_factory=Counter)
-    chunks: int = 0
-    resumed_chunks: int = 0
-
-    def add(self, other: Mapping[str, Any]) -> None:
-        for key in ("read", "accepted", "quarantined", "skipped", "written", "duplicates"):
-            setattr(self, key, getattr(self, key) + int(other.get(key, 0)))
-        self.reasons.update(other.get("reasons", {}))
-        self.skip_reasons.update(other.get("skip_reasons", {}))
-        self.tenants.update(other.get("tenants", {}))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "read": self.read,
-            "accepted": self.accepted,
-            "quarantined": self.quarantined,
-            "reasons": dict(sorted(self.reasons.items())),
-            "skipped": self.skipped,
-            "skip_reasons": dict(sorted(self.skip_reasons.items())),
-            "written": self.written,
-            "duplicates": self.duplicates,
-            "tenants": dict(sorted(self.tenants.items())),
-            "chunks": self.chunks,
-            "resumed_chunks": self.resumed_chunks,
-            "source": self.source,
-            "format": self.format,
-        }
 
 
 def ingest(
@@ -127,9 +83,7 @@ def ingest(
         raise InvalidInputError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS + IMPORT_FORMATS)}")
     if fmt == "llmdrift" and not (tenant and agent):
         raise InvalidInputError("--tenant and --agent are required for the llmdrift format")
-    for value, what in ((tenant, "tenant id"), (agent, "agent id")):
-        if value is not None:
-            check_identifier(value, what)
+    _check_run_ids(tenant, agent)
     fs, path = open_source(source, objects, storage_options)
     key = source_key(fs, path, source, fmt, tenant, agent)
     if fmt in IMPORT_FORMATS:
@@ -154,9 +108,7 @@ def ingest_stream(
 ) -> IngestReport:
     """Items that arrive without a file (the OTLP receiver), under the ledger `key` (the same key twice
     resumes: a retried request is not stored twice)."""
-    for value, what in ((tenant, "tenant id"), (agent, "agent id")):
-        if value is not None:
-            check_identifier(value, what)
+    _check_run_ids(tenant, agent)
     run = _Run(objects, source, fmt, key, tenant, agent, known_agents, pii_patterns or {})
     return _feed(items, run, CHUNK_SIZE, None)
 
@@ -370,6 +322,12 @@ class _Run:
                     ids.setdefault(str(record_id), ref.batch_id)
             self._ids[part] = ids
         return self._ids[part]
+
+
+def _check_run_ids(tenant: str | None, agent: str | None) -> None:
+    for value, what in ((tenant, "tenant id"), (agent, "agent id")):
+        if value is not None:
+            check_identifier(value, what)
 
 
 def _quarantine_tenant(value: Mapping[str, Any] | None, default: str | None) -> str:
