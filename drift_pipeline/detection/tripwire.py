@@ -219,6 +219,9 @@ def litellm_logprobs(model: str, params: dict[str, Any], prompts: Sequence[str],
         responses = asyncio.run(all_prompts())
     except DriftPipelineError:
         raise
+    except (litellm.UnsupportedParamsError, litellm.BadRequestError) as exc:
+        # A provider that rejects the logprobs parameters has none to give: text probes, said in words.
+        raise LogprobsUnavailable(f"{model} refused logprobs: {type(exc).__name__}") from exc
     except Exception as exc:  # one line for the sensor log; the version is checked again next tick
         raise DriftPipelineError(f"tripwire on {model} failed: {type(exc).__name__}: {exc}") from exc
     wall = time.perf_counter() - started

@@ -83,12 +83,24 @@ def test_equal_pairs_add_nothing_and_bad_input_is_refused() -> None:
     assert partly.changed_pairs == 3 and partly.p_value == pytest.approx(alone.p_value)
     # Equal pairs count in n (the statistic is over all pairs) but not in the permutation distribution.
     assert partly.statistic == pytest.approx(alone.statistic * (3 * 2) / (6 * 5))
+    capped = dist.paired_test(x, y, same=[False] * 3 + [True] * 3, permutations=100)
+    assert capped.pairs_tested == 3
     with pytest.raises(InvalidInputError):
         dist.paired_test(x, y[:5])
     with pytest.raises(InvalidInputError):
         dist.paired_test(x, y, permutations=0)
     with pytest.raises(InvalidInputError):
         dist.paired_test(x, y, kernel="cubic")  # type: ignore[arg-type]
+
+
+def test_many_changed_pairs_are_subsampled_with_the_statistic_scaled(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(8)
+    x, y = unit(rng.normal(size=(40, 4))), unit(rng.normal(size=(40, 4)) + 2 * np.eye(4)[0])
+    full = dist.paired_test(x, y, permutations=50)
+    monkeypatch.setattr(dist, "MAX_TESTED_PAIRS", 20)
+    sub = dist.paired_test(x, y, permutations=50)
+    assert (full.pairs_tested, sub.pairs_tested, sub.changed_pairs, sub.n) == (40, 20, 40, 40)
+    assert full.statistic > 0.1 and sub.statistic == pytest.approx(full.statistic, rel=0.35)  # same figure, estimated
 
 
 def _pairs(base: pd.DataFrame, candidate: list[str]) -> pd.DataFrame:
