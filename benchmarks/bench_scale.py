@@ -41,6 +41,7 @@ from drift_pipeline.defs.detection import sensors as detection_sensors
 from drift_pipeline.defs.migration import sensors as migration_sensors
 from drift_pipeline.defs.traffic import sensors as traffic_sensors
 from drift_pipeline.defs.versioning import sensors as versioning_sensors
+from drift_pipeline.detection import tripwire
 from drift_pipeline.persistence.db import Store
 from drift_pipeline.persistence.objects import ObjectStore
 from drift_pipeline.versioning import discovery, manifests, registry, tenants
@@ -175,14 +176,17 @@ def main() -> None:
         def overlap(a: list[str], b: list[str]) -> list[float]:
             return [float(x == y) for x, y in zip(a, b, strict=True)]
 
+        def no_logprobs(model: str, params: dict[str, Any], prompts: Any, k: int) -> Any:
+            raise tripwire.LogprobsUnavailable("scripted provider: no logprobs")  # the text-probe path is timed
+
         first = detection_sensors.silent_change_tick(
-            store, objects, None, complete=complete, similarity=overlap, now=now
+            store, objects, None, complete=complete, similarity=overlap, fetch_logprobs=no_logprobs, now=now
         )
         answers["text"] = ["Paris.", '{"status": "ok"}', "I'm sorry, I can't help.", "5pm."]
         tick = timed(
             "silent_change tick (scripted probe)",
             lambda: detection_sensors.silent_change_tick(
-                store, objects, first.cursor, complete=complete, similarity=overlap, now=now
+                store, objects, first.cursor, complete=complete, similarity=overlap, fetch_logprobs=no_logprobs, now=now
             ),
             figures,
         )

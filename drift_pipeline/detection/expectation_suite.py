@@ -69,6 +69,10 @@ def dimensions_frame(
     import pandas as pd
 
     rows = [_dimension_row(d, i, alpha, near_miss_ratio) for i, d in enumerate(_dimensions(report))]
+    shift = report.get("distribution")
+    if isinstance(shift, dict) and shift.get("applicable"):
+        # The distribution test has no effect on the threshold's scale: it judges only through `drifted`.
+        rows.append({"name": "distribution", "kind": "distribution", "drifted": bool(shift.get("drift"))})
     frame = pd.DataFrame(rows)
     if frame["name"].duplicated().any():
         dupes = sorted(set(frame.loc[frame["name"].duplicated(), "name"]))

@@ -41,6 +41,7 @@ def build_report(
     agent_id: str | None = None,
     quarantined: Sequence[dict[str, str]] = (),
     n_examples: int = 10,
+    distribution: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The drift report dict (the schema of docs/architecture.md, "Drift report")."""
     from drift_pipeline.detection.verdicts import overall
@@ -48,6 +49,9 @@ def build_report(
     drifted = [r.name for r in results if r.drifted]
     near = [r.name for r in results if r.near_miss]
     tested = [r for r in results if r.p_value is not None]
+    # The distribution test can only add a drift (it shows a difference, never equivalence).
+    shifted = bool(distribution and distribution.get("drift"))
+    family = len(tested) + (1 if distribution and distribution.get("applicable") else 0)
     return {
         "schema_version": SCHEMA_VERSION,
         "tenant_id": tenant_id,
@@ -57,11 +61,11 @@ def build_report(
         "n_pairs": len(contexts),
         "alpha": alpha,
         "threshold": threshold,
-        "drift_detected": bool(drifted),
+        "drift_detected": bool(drifted) or shifted,
         # drift | equivalent | inconclusive: the rule of detection/verdicts.py, over the tested dimensions.
-        "verdict": overall(r.verdict for r in tested),  # type: ignore[misc]
+        "verdict": "drift" if shifted else overall(r.verdict for r in tested),  # type: ignore[misc]
         "margin": threshold,
-        "guarantee": guarantee(alpha, len(tested)),
+        "guarantee": guarantee(alpha, family),
         "drifted_dimensions": drifted,
         "equivalent_dimensions": [r.name for r in tested if r.verdict == "equivalent"],
         "inconclusive_dimensions": [r.name for r in tested if r.verdict == "inconclusive"],
@@ -75,6 +79,7 @@ def build_report(
         # test against (similarity without a noise floor) is reported under `descriptive` instead.
         "dimensions": [r.to_dict() for r in results if r.p_value is not None],
         "descriptive": [r.to_dict() for r in results if r.p_value is None],
+        "distribution": distribution or {"applicable": False, "reason": "not run", "drift": False},
         "examples": most_changed_examples(results, per_pair, contexts, threshold, n_examples),
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -83,8 +88,8 @@ def build_report(
 def guarantee(alpha: float, tests: int) -> str:
     """The error rates a report's verdict comes with, in words (docs/scoring.md "Verdicts")."""
     return (
-        f"drift: at most {alpha:g} chance of a false drift verdict across the {tests} tested dimensions "
-        f"(Holm); equivalent: at most {alpha:g} chance of calling a change of at least the margin "
+        f"drift: at most {alpha:g} chance of a false drift verdict across the {tests} tests "
+        f"(dimensions and distribution test, Holm); equivalent: at most {alpha:g} chance of calling a change of at least the margin "
         "equivalent (TOST, intersection-union over dimensions)"
     )
 
@@ -224,6 +229,11 @@ def _summary_sentence(report: dict[str, Any]) -> str:
     for name in report.get("drifted_dimensions", []):
         d = dims[name]
         bits.append(f"{name} {_fmt(d['baseline_value'], d['kind'])} → {_fmt(d['candidate_value'], d['kind'])}")
+    shift = report.get("distribution") or {}
+    if shift.get("drift"):
+        bits.append(
+            f"response distribution (paired MMD p = {shift['p_value']:.2g}, adjusted {shift['p_adjusted']:.2g})"
+        )
     return f"Behaviour changed on {report['n_pairs']} paired prompts: " + "; ".join(bits) + "."
 
 
@@ -241,11 +251,22 @@ def _meta_table(report: dict[str, Any]) -> str:
         ("alert threshold", report["threshold"]),
         ("noise floor pairs", report.get("noise_floor_pairs", 0) or "not measured"),
         ("not applicable", ", ".join(report.get("not_applicable", [])) or "–"),
+        ("distribution test", _distribution_line(report.get("distribution") or {})),
         ("quarantined rows", report.get("quarantined", {}).get("count", 0)),
         ("generated", report.get("generated_at", "")),
     ]
     body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
     return f"<table>{body}</table>"
+
+
+def _distribution_line(shift: dict[str, Any]) -> str:
+    if not shift.get("applicable"):
+        return f"not run ({shift.get('reason', 'not run')})"
+    outcome = "difference shown" if shift["drift"] else "no difference shown (this is not equivalence)"
+    return (
+        f"{outcome}: statistic {shift['statistic']:.3g}, p {shift['p_value']:.2g} (adj. {shift['p_adjusted']:.2g}), "
+        f"n {shift['n']}, {shift['changed_pairs']} changed pairs, {shift['permutations']} permutations"
+    )
 
 
 def _dimension_table(report: dict[str, Any]) -> str:

@@ -14,9 +14,17 @@ from typing import Any
 import pandas as pd
 
 from drift_pipeline.detection import dimensions as dims
+from drift_pipeline.detection import distribution as dist
 from drift_pipeline.detection.dimensions.base import PairContext, ScoringEnv
 from drift_pipeline.detection.embeddings import Embedder
-from drift_pipeline.detection.statistics import Correction, DimensionResult, DimensionSpec, NoiseFloor, evaluate
+from drift_pipeline.detection.statistics import (
+    Correction,
+    DimensionResult,
+    DimensionSpec,
+    NoiseFloor,
+    adjust_p,
+    evaluate,
+)
 from drift_pipeline.errors import InvalidInputError
 from drift_pipeline.traffic.records import last_user_message
 
@@ -60,11 +68,14 @@ def score_pairs(
     agent_id: str | None = None,
     n_examples: int = 10,
     progress: bool = False,
+    distribution_permutations: int = dist.DEFAULT_PERMUTATIONS,
 ) -> ScoreResult:
     """Score paired responses and decide, per dimension, whether the candidate drifted from the baseline.
 
     `pairs` has columns pair_id, baseline_text, candidate_text and optionally prompt and/or messages
     (JSON), baseline_tool_calls, candidate_tool_calls, tools, response_format (JSON strings; "null" ok).
+    With `similarity` selected, the paired distribution test (`distribution.py`) joins the drift family
+    (`distribution_permutations=0` turns it off).
     """
     from drift_pipeline.detection.report import build_report
 
@@ -73,11 +84,16 @@ def score_pairs(
         raise InvalidInputError(
             "no valid pairs to score" + (f" ({len(quarantined)} quarantined)" if quarantined else "")
         )
-    per_pair = score_contexts(contexts, dimensions=dimensions, embedder=embedder, progress=progress)
     specs = specs_for(dimensions)
+    if embedder is None and any(s.kind == "similarity" for s in specs):
+        embedder = Embedder()  # one cache for the similarity dimension and the distribution test
+    per_pair = score_contexts(contexts, dimensions=dimensions, embedder=embedder, progress=progress)
+    test = _distribution_test(contexts, specs, embedder, distribution_permutations)
     results, not_applicable = evaluate(
-        per_pair, specs, threshold=threshold, alpha=alpha, noise_floor=noise_floor, correction=correction
-    )
+        per_pair, specs, threshold=threshold, alpha=alpha, noise_floor=noise_floor, correction=correction,
+        extra_p_values=[test.p_value] if test else [],
+    )  # fmt: skip
+    distribution = _decide_distribution(test, results, alpha, correction, distribution_permutations)
     report = build_report(
         results,
         not_applicable,
@@ -93,8 +109,35 @@ def score_pairs(
         agent_id=agent_id,
         quarantined=quarantined,
         n_examples=n_examples,
+        distribution=distribution,
     )
     return ScoreResult(per_pair=per_pair, results=results, report=report, quarantined=quarantined)
+
+
+def _distribution_test(
+    contexts: Sequence[PairContext], specs: Sequence[DimensionSpec], embedder: Embedder | None, permutations: int
+) -> dist.DistributionTest | None:
+    if permutations <= 0 or embedder is None or not any(s.kind == "similarity" for s in specs):
+        return None
+    return dist.for_pairs(
+        [c.baseline_text for c in contexts], [c.candidate_text for c in contexts], embedder, permutations=permutations
+    )
+
+
+def _decide_distribution(
+    test: dist.DistributionTest | None,
+    results: Sequence[DimensionResult],
+    alpha: float,
+    correction: Correction,
+    permutations: int,
+) -> dict[str, Any]:
+    """The report's `distribution` entry: the test with its p-value adjusted in the dimensions' family."""
+    if test is None:
+        reason = "turned off (0 permutations)" if permutations <= 0 else "similarity dimension not selected"
+        return dist.not_applicable(reason)
+    family = [r.p_value for r in results if r.p_value is not None] + [test.p_value]
+    decided = dist.decide(test, p_adjusted=adjust_p(family, correction)[-1], alpha=alpha, tests=len(family))
+    return {"applicable": True, **decided.to_dict()}
 
 
 def measure_noise_floor(

@@ -141,6 +141,11 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return adjusted.tolist()
 
 
+def adjust_p(p_values: Sequence[float], correction: Correction) -> list[float]:
+    """Adjusted p-values under the report's correction (Holm or Benjamini-Hochberg)."""
+    return holm(p_values) if correction == "holm" else benjamini_hochberg(p_values)
+
+
 def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
     """Benjamini-Hochberg adjusted p-values (false-discovery-rate control), via scipy."""
     from scipy.stats import false_discovery_control
@@ -234,10 +239,13 @@ def evaluate(
     alpha: float = 0.01,
     noise_floor: NoiseFloor | None = None,
     correction: Correction = "holm",
+    extra_p_values: Sequence[float] = (),
 ) -> tuple[list[DimensionResult], list[str]]:
     """Test every dimension, correct for multiple testing, give each its verdict; returns (results, not applicable).
 
     The margin of equivalence is the threshold (the tenant's `drift_alert_threshold`); see `verdicts`.
+    `extra_p_values` are further drift-only tests of the same report (the distribution test): they join
+    the correction's family, so the family-wise guarantee covers them too.
     """
     validate_levels(threshold, alpha)
     results: list[DimensionResult] = []
@@ -254,10 +262,10 @@ def evaluate(
     for result, ev in tested:
         result.p_value = ev.interval(alpha).p_value
         result.test = TESTS[result.kind]
-    adjust = holm if correction == "holm" else benjamini_hochberg
-    for (result, ev), p_adj in zip(tested, adjust([r.p_value for r, _ in tested]), strict=True):  # type: ignore[misc]
+    family = adjust_p([r.p_value for r, _ in tested] + list(extra_p_values), correction)  # type: ignore[misc]
+    for (result, ev), p_adj in zip(tested, family[: len(tested)], strict=True):
         result.p_adjusted = p_adj
-        _decide(result, ev, alpha, len(tested))
+        _decide(result, ev, alpha, len(family))
     for result in results:
         if result.p_value is None:
             result.verdict, result.verdict_reason = "untested", "no noise floor to test similarity against"

@@ -185,3 +185,15 @@ def test_equivalence_not_shown_is_a_warning_never_a_pass() -> None:
     assert result.description.startswith("NOT YET EQUIVALENT acme/support")
     # The interval does not depend on the margin: a wider manifest threshold can show equivalence.
     assert check_report(report(CLEAN[0], wide), threshold=0.1).passed
+
+
+def test_distribution_test_drift_breaches_through_the_verdict_check() -> None:
+    shifted = {"applicable": True, "drift": True, "p_value": 0.0005, "p_adjusted": 0.002}
+    data = {**report(*CLEAN), "distribution": shifted, "drift_detected": True}
+    result = check_report(data, report_uri="reports/acme.json")
+    assert not result.passed and result.severity == "ERROR" and result.blocking
+    by_key = {e.key: e for e in result.expectations}
+    assert not by_key["verdict_drifted"].success and by_key["verdict_drifted"].failing_dimensions == ["distribution"]
+    assert by_key["threshold"].success  # it has no effect on the threshold's scale
+    quiet = {**report(*CLEAN), "distribution": {**shifted, "drift": False}}
+    assert check_report(quiet, report_uri="reports/acme.json").passed

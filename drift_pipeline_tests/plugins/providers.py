@@ -15,13 +15,20 @@ import pytest
 class FakeOpenAI:
     """A real HTTP server speaking the two OpenAI endpoints discovery uses: `/v1/models` and chat completions.
 
-    `models` is what it lists; `serves` maps a requested (alias) name to the model id it reports serving.
+    `models` is what it lists; `serves` maps a requested (alias) name to the model id it reports serving;
+    `reply` is every answer's text. With `logprobs` set (token -> log-probability of the first answer token),
+    a request with `logprobs=true` gets them back, OpenAI-style (`top_logprobs` most likely first); left
+    None, the server ignores the parameter and returns none, as many providers do. `bodies` keeps the
+    JSON of every completion request.
     """
 
     def __init__(self) -> None:
         self.models: list[str] = []
         self.serves: dict[str, str] = {}
+        self.reply = "pong"
+        self.logprobs: dict[str, float] | None = None
         self.requests: list[tuple[str, str]] = []
+        self.bodies: list[dict[str, Any]] = []
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -51,16 +58,22 @@ class FakeOpenAI:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
                 fake.requests.append(("POST", self.path))
+                fake.bodies.append(body)
                 asked = body["model"]
+                choice: dict[str, Any] = {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": fake.reply},
+                    "finish_reason": "stop",
+                }
+                if body.get("logprobs") and fake.logprobs:
+                    choice["logprobs"] = {"content": [_token_entry(fake.logprobs, int(body.get("top_logprobs") or 0))]}
                 self._reply(
                     {
                         "id": "chatcmpl-1",
                         "object": "chat.completion",
                         "created": int(time.time()),
                         "model": fake.serves.get(asked, asked),
-                        "choices": [
-                            {"index": 0, "message": {"role": "assistant", "content": "pong"}, "finish_reason": "stop"}
-                        ],
+                        "choices": [choice],
                         "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
                     }
                 )
@@ -69,6 +82,13 @@ class FakeOpenAI:
                 pass
 
         return Handler
+
+
+def _token_entry(logprobs: dict[str, float], k: int) -> dict[str, Any]:
+    ranked = sorted(logprobs.items(), key=lambda kv: -kv[1])
+    token, value = ranked[0]
+    tops = [{"token": t, "logprob": v, "bytes": None} for t, v in ranked[:k]]
+    return {"token": token, "logprob": value, "bytes": None, "top_logprobs": tops}
 
 
 @pytest.fixture(scope="session")
@@ -82,5 +102,7 @@ def fake_openai_server() -> Iterator[FakeOpenAI]:
 @pytest.fixture
 def fake_openai(fake_openai_server: FakeOpenAI) -> FakeOpenAI:
     fake_openai_server.models, fake_openai_server.serves = [], {}
+    fake_openai_server.reply, fake_openai_server.logprobs = "pong", None
     fake_openai_server.requests.clear()
+    fake_openai_server.bodies.clear()
     return fake_openai_server

@@ -236,7 +236,10 @@ def run(console: Console, *, on_step: Callable[[str], None] | None = None) -> De
         outcome = execute("replay_job", key(tenant_id, days[-1]), tags={"drift_pipeline/reason": "nightly"})
         alerts_for_run(instance, outcome.run_id, router)  # resolves incidents of earlier demo runs
     _print_checks(console, result, days[-1])
-    console.print("  silent-change probe: measuring the reference answers and their noise floor (two probes)")
+    console.print(
+        "  silent-change probe: measuring the logprob tripwire (3 runs) and the reference answers with their"
+        " noise floor (two text probes)"
+    )
     cursor = silent_change_tick(store, objects, None).cursor
 
     step(

@@ -38,6 +38,7 @@ class GenerationJob:
     max_tokens: int
     key: GenerationKey
     stop: tuple[str, ...] = ()
+    top_logprobs: int | None = None  # None: no logprobs; k >= 0: each token's logprob and the k most likely
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Generation:
     finish_reason: str
     prompt_tokens: int
     completion_tokens: int
+    logprobs: list[dict[str, Any]] | None = None  # OpenAI `choices[].logprobs.content` entries
 
 
 _generate_lock = threading.Lock()  # one generate() at a time: torch already uses both cores
@@ -102,15 +104,50 @@ def generate_batch(jobs: list[GenerationJob]) -> list[Generation]:
         gen_kwargs.update(temperature=key.temperature, top_p=key.top_p or 1.0, top_k=0)
     else:
         gen_kwargs.update(temperature=None, top_p=None, top_k=None)
+    scored = any(j.top_logprobs is not None for j in jobs)
+    if scored:  # the scores after the logits processors: the distribution this provider decodes from
+        gen_kwargs.update(output_scores=True, return_dict_in_generate=True)
     with _generate_lock, torch.inference_mode(), _torch_threads(generation_threads()):
         if key.sample and key.seed is not None:
             torch.manual_seed(key.seed)
         out = model.generate(**enc, **gen_kwargs)
+    sequences = out.sequences if scored else out
     width = enc["input_ids"].shape[1]
-    return [
-        _finish(tokenizer, out[i, width:].tolist(), job, int(enc["attention_mask"][i].sum()), set(stop_ids))
-        for i, job in enumerate(jobs)
-    ]
+    results = []
+    for i, job in enumerate(jobs):
+        gen = _finish(tokenizer, sequences[i, width:].tolist(), job, int(enc["attention_mask"][i].sum()), set(stop_ids))
+        if job.top_logprobs is not None:
+            gen.logprobs = token_logprobs(
+                tokenizer, out.scores, i, sequences[i, width:].tolist(), gen, job.top_logprobs
+            )
+        results.append(gen)
+    return results
+
+
+def token_logprobs(
+    tokenizer: Any, scores: tuple[Any, ...], row: int, new: list[int], gen: Generation, k: int
+) -> list[dict[str, Any]]:
+    """Per generated token (the stop token included): its log-probability and the k most likely tokens."""
+    import torch
+
+    entries = []
+    for step, token_id in enumerate(new[: gen.completion_tokens]):
+        logprobs = torch.log_softmax(scores[step][row].float(), dim=-1)
+        top = torch.topk(logprobs, k) if k else None
+        entries.append(
+            {
+                "token": tokenizer.decode([token_id]),
+                "logprob": float(logprobs[token_id]),
+                "bytes": None,
+                "top_logprobs": []
+                if top is None
+                else [
+                    {"token": tokenizer.decode([int(t)]), "logprob": float(v), "bytes": None}
+                    for v, t in zip(top.values.tolist(), top.indices.tolist(), strict=True)
+                ],
+            }
+        )
+    return entries
 
 
 def generation_threads() -> int:

@@ -24,6 +24,7 @@ from drift_pipeline.errors import InvalidInputError, NotFoundError
 
 PROVIDER = "offline"
 MAX_TOKENS_CAP = 2048
+MAX_TOP_LOGPROBS = 20  # OpenAI's limit
 
 
 def register_offline_provider() -> Any:
@@ -66,18 +67,39 @@ def _build_job(
         seed=int(seed) if seed is not None and temperature > 0 else None,
     )
     prompt = render_prompt(messages, variant, optional_params.get("tools"))
-    return GenerationJob(prompt=prompt, max_tokens=max_tokens, key=key, stop=stop), variant
+    job = GenerationJob(
+        prompt=prompt, max_tokens=max_tokens, key=key, stop=stop, top_logprobs=_top_logprobs(optional_params)
+    )
+    return job, variant
+
+
+def _top_logprobs(optional_params: dict[str, Any]) -> int | None:
+    """`logprobs=True` (with `top_logprobs=k`) as OpenAI defines them; None when logprobs are not asked for."""
+    if not optional_params.get("logprobs"):
+        return None
+    try:
+        k = int(optional_params.get("top_logprobs") or 0)
+    except (TypeError, ValueError):
+        raise InvalidInputError("top_logprobs must be an integer") from None
+    if not 0 <= k <= MAX_TOP_LOGPROBS:
+        raise InvalidInputError(f"top_logprobs must be in 0..{MAX_TOP_LOGPROBS}, got {k}")
+    return k
 
 
 def _response(gen: Generation, variant: ProviderVariant, started: float) -> Any:
     import litellm
 
+    choice: dict[str, Any] = {
+        "index": 0,
+        "message": {"role": "assistant", "content": gen.text},
+        "finish_reason": gen.finish_reason,
+    }
+    if gen.logprobs is not None:
+        choice["logprobs"] = {"content": gen.logprobs}
     resp = litellm.ModelResponse(
         model=MODEL_ID,
         system_fingerprint=variant.fingerprint,
-        choices=[
-            {"index": 0, "message": {"role": "assistant", "content": gen.text}, "finish_reason": gen.finish_reason}
-        ],
+        choices=[choice],
         usage=litellm.Usage(
             prompt_tokens=gen.prompt_tokens,
             completion_tokens=gen.completion_tokens,
