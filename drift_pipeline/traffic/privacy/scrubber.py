@@ -1,0 +1,169 @@
+"""The scrubber: every detector's findings, overlaps resolved, typed placeholders in place of the PII.
+
+`Finding.kind` order in `finding.PRIORITY` settles overlaps (then the longer finding wins), so the
+result is deterministic: the same text and patterns give the same output, whatever the detectors' order.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from functools import cache
+from typing import Any
+
+from drift_pipeline.errors import InvalidInputError
+from drift_pipeline.traffic.privacy.contacts import DEFAULT_PHONE_REGIONS, find_emails, find_phones
+from drift_pipeline.traffic.privacy.credentials import find_credentials
+from drift_pipeline.traffic.privacy.finding import PLACEHOLDERS, PRIORITY, Finding
+from drift_pipeline.traffic.privacy.identifiers import find_cards, find_ibans, find_ips, find_national_ids
+from drift_pipeline.traffic.privacy.personal import find_addresses, find_dates_of_birth, find_names
+
+# A JSON value under one of these keys (tool-call arguments, structured content) is PII whatever it looks
+# like: `{"full_name": "Ann Lee"}` has no cue for the name heuristic. Keys are compared lower-case without
+# `_`/`-`. Bare `name` is not here: it is the function's name in a tool call.
+_KEYED = {
+    **dict.fromkeys(
+        ("fullname", "firstname", "lastname", "surname", "givenname", "familyname", "middlename", "customername"),
+        "NAME",
+    ),
+    **dict.fromkeys(
+        ("address", "streetaddress", "street", "addressline1", "addressline2", "homeaddress", "shippingaddress"),
+        "ADDRESS",
+    ),
+    **dict.fromkeys(("dob", "dateofbirth", "birthdate", "birthday"), "DOB"),
+    **dict.fromkeys(
+        ("password", "passwd", "secret", "apikey", "accesstoken", "refreshtoken", "token", "clientsecret"),
+        "SECRET",
+    ),
+    **dict.fromkeys(("ssn", "socialsecuritynumber", "nationalid", "taxid", "passportnumber"), "NATIONAL_ID"),
+}
+
+
+class Scrubber:
+    """Finds and replaces PII; build one per tenant (its custom patterns) and reuse it."""
+
+    def __init__(
+        self,
+        custom_patterns: Mapping[str, str] | None = None,
+        phone_regions: Iterable[str] = DEFAULT_PHONE_REGIONS,
+    ) -> None:
+        self.custom: list[tuple[str, re.Pattern[str]]] = []
+        for name, pattern in (custom_patterns or {}).items():
+            if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+                raise InvalidInputError(f"invalid PII pattern name {name!r}: use letters, digits, '_', '.', '-'")
+            try:
+                self.custom.append((name, re.compile(pattern)))
+            except re.error as exc:
+                raise InvalidInputError(f"PII pattern {name!r} is not a valid regex: {exc}") from exc
+        self.phone_regions = tuple(phone_regions)
+
+    def find(self, text: str) -> list[Finding]:
+        """Non-overlapping findings in `text`, in order of position."""
+        if not text:
+            return []
+        found = [
+            *(
+                Finding("CUSTOM", m.start(), m.end(), m.group(), name)
+                for name, rx in self.custom
+                for m in rx.finditer(text)
+            ),
+            *find_credentials(text),
+            *find_emails(text),
+            *find_ibans(text),
+            *find_cards(text),
+            *find_national_ids(text),
+            *find_ips(text),
+            *find_phones(text, self.phone_regions),
+            *find_dates_of_birth(text),
+            *find_addresses(text),
+            *find_names(text),
+        ]
+        found = [f for f in found if f.end > f.start]
+        found.sort(key=lambda f: (PRIORITY[f.kind], -(f.end - f.start), f.start))
+        kept: list[Finding] = []
+        for f in found:
+            if all(f.end <= k.start or f.start >= k.end for k in kept):
+                kept.append(f)
+        return sorted(kept, key=lambda f: f.start)
+
+    def scrub(self, text: str) -> str:
+        """`text` with every finding replaced by its typed placeholder."""
+        if not isinstance(text, str) or not text:
+            return text
+        out, pos = [], 0
+        for f in self.find(text):
+            out.append(text[pos : f.start])
+            out.append(f.placeholder)
+            pos = f.end
+        out.append(text[pos:])
+        return "".join(out)
+
+    def scrub_value(self, value: Any, key: str = "") -> Any:
+        """Scrub every string inside a JSON-like value (dicts, lists); keys are kept, and a string under a
+        PII key (`password`, `full_name`, `dob`, ...) is replaced whole."""
+        if isinstance(value, str):
+            kind = _KEYED.get(re.sub(r"[_\-\s]", "", key.lower()))
+            if kind and value.strip():
+                return PLACEHOLDERS[kind]
+            return self._scrub_json_string(value)
+        if isinstance(value, list):
+            return [self.scrub_value(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self.scrub_value(v, str(k)) for k, v in value.items()}
+        return value
+
+    def _scrub_json_string(self, value: str) -> str:
+        # Tool-call arguments are JSON inside a string: scrub the values, keep it parseable.
+        stripped = value.strip()
+        if stripped[:1] in "{[" and stripped:
+            try:
+                parsed = json.loads(stripped)
+            except ValueError:
+                return self.scrub(value)
+            return json.dumps(self.scrub_value(parsed), ensure_ascii=False)
+        return self.scrub(value)
+
+    def scrub_json(self, raw: Any) -> Any:
+        """Scrub a JSON-encoded field (messages, tool_calls); a non-JSON string is scrubbed as text."""
+        if not isinstance(raw, str):
+            return raw
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            return self.scrub(raw)
+        from drift_pipeline.traffic.records import dumps
+
+        return dumps(self.scrub_value(parsed))
+
+    def scrub_row(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """A traffic row with messages (all roles), response text, tool calls and error scrubbed."""
+        out = dict(row)
+        for key in ("messages", "tool_calls"):
+            if key in out:
+                out[key] = self.scrub_json(out[key])
+        for key in ("response_text", "error"):
+            if isinstance(out.get(key), str):
+                out[key] = self.scrub(out[key])
+        return out
+
+    def scrub_frame(self, frame: Any) -> Any:
+        """A copy of a traffic DataFrame with `scrub_row` applied to the text columns."""
+        frame = frame.copy()
+        for key in ("messages", "tool_calls"):
+            if key in frame.columns:
+                frame[key] = [self.scrub_json(v) for v in frame[key]]
+        for key in ("response_text", "error"):
+            if key in frame.columns:
+                frame[key] = [self.scrub(v) if isinstance(v, str) else v for v in frame[key]]
+        return frame
+
+
+def scrub_text(text: str, custom_patterns: Mapping[str, str] | None = None) -> str:
+    """Convenience: scrub one text with the default settings plus `custom_patterns`."""
+    return (Scrubber(custom_patterns) if custom_patterns else _default_scrubber()).scrub(text)
+
+
+@cache
+def _default_scrubber() -> Scrubber:
+    return Scrubber()
