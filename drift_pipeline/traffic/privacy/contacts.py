@@ -27,6 +27,7 @@ _NOT_PHONE = re.compile(r"\d+\.\d+|\d{5}-\d{4}")  # a decimal; a US ZIP+4 (`MA 0
 _LAST_GROUP_ONE_DIGIT = re.compile(r"[-. ]\d\Z")  # ISBN-10 `1-85798-218-5`; phones end in 2+ digits
 _MIN_PHONE_DIGITS = 8
 _PHONE_CONTEXT = 24  # characters kept around a digit run: room for `+55 (` and an extension
+_MAX_WINDOW = 400
 
 
 def find_emails(text: str) -> Iterator[Finding]:
@@ -76,11 +77,12 @@ def _phone_shaped(raw: str) -> bool:
 
 
 def _phone_windows(text: str) -> list[tuple[int, int]]:
-    """Merged spans around each run of 7+ digits: the only places a phone number can be."""
+    """Spans around each run of 7+ digits, the only places a phone number can be; neighbours are merged
+    while the span stays short, so a text full of numbers is not one huge window for the matcher."""
     windows: list[tuple[int, int]] = []
     for m in _PHONE_HINT.finditer(text):
         lo, hi = max(0, m.start() - _PHONE_CONTEXT), min(len(text), m.end() + _PHONE_CONTEXT)
-        if windows and lo <= windows[-1][1]:
+        if windows and lo <= windows[-1][1] and hi - windows[-1][0] <= _MAX_WINDOW:
             windows[-1] = (windows[-1][0], hi)
         else:
             windows.append((lo, hi))

@@ -6,6 +6,7 @@ result is deterministic: the same text and patterns give the same output, whatev
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -79,13 +80,7 @@ class Scrubber:
             *find_addresses(text),
             *find_names(text),
         ]
-        found = [f for f in found if f.end > f.start]
-        found.sort(key=lambda f: (PRIORITY[f.kind], -(f.end - f.start), f.start))
-        kept: list[Finding] = []
-        for f in found:
-            if all(f.end <= k.start or f.start >= k.end for k in kept):
-                kept.append(f)
-        return sorted(kept, key=lambda f: f.start)
+        return _resolve_overlaps(f for f in found if f.end > f.start)
 
     def scrub(self, text: str) -> str:
         """`text` with every finding replaced by its typed placeholder."""
@@ -157,6 +152,22 @@ class Scrubber:
             if key in frame.columns:
                 frame[key] = [self.scrub(v) if isinstance(v, str) else v for v in frame[key]]
         return frame
+
+
+def _resolve_overlaps(found: Iterable[Finding]) -> list[Finding]:
+    """Highest priority first, then the longest; a finding overlapping a kept one is dropped.
+
+    Kept findings never overlap, so their starts and ends sort alike and one bisection finds the
+    neighbours to check: O(n log n) where hostile input (`password: ` x 10,000) yields many findings."""
+    starts: list[int] = []
+    kept: list[Finding] = []
+    for f in sorted(found, key=lambda f: (PRIORITY[f.kind], -(f.end - f.start), f.start)):
+        i = bisect.bisect_right(starts, f.start)
+        if (i and kept[i - 1].end > f.start) or (i < len(kept) and kept[i].start < f.end):
+            continue
+        starts.insert(i, f.start)
+        kept.insert(i, f)
+    return kept
 
 
 def scrub_text(text: str, custom_patterns: Mapping[str, str] | None = None) -> str:
