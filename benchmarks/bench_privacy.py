@@ -37,22 +37,25 @@ def load_probes() -> list[dict]:
 def recall_table(scrubber: Scrubber, probes: list[dict]) -> None:
     probes_by_kind: Counter[str] = Counter()
     detected: Counter[str] = Counter()
-    negatives = false_positives = 0
+    negatives: Counter[str] = Counter()
+    false_positives: Counter[str] = Counter()
     for probe in probes:
-        out = scrubber.scrub(probe["text"])
+        out, split = scrubber.scrub(probe["text"]), probe.get("split", "tuning")
         if probe["label"] == "NONE":
-            negatives += 1
-            false_positives += out != probe["text"]
+            negatives[split] += 1
+            false_positives[split] += out != probe["text"]
             continue
-        probes_by_kind[probe["label"]] += 1
-        detected[probe["label"]] += probe["placeholder"] in out and not any(s in out for s in probe["pii"])
-    print(f"{'kind':<14} {'probes':>6} {'detected':>8} {'recall':>7}")
-    for kind in sorted(probes_by_kind):
+        hit = probe["placeholder"] in out and not any(s in out for s in probe["pii"])
+        for key in (probe["label"], f"all ({split})", "all"):
+            probes_by_kind[key] += 1
+            detected[key] += hit
+    print(f"{'kind':<16} {'probes':>6} {'detected':>8} {'recall':>7}")
+    for kind in sorted(probes_by_kind, key=lambda k: (k.startswith("all"), k)):
         n, d = probes_by_kind[kind], detected[kind]
-        print(f"{kind:<14} {n:>6} {d:>8} {d / n:>7.2f}")
-    total, found = sum(probes_by_kind.values()), sum(detected.values())
-    print(f"{'all':<14} {total:>6} {found:>8} {found / total:>7.2f}")
-    print(f"negatives {negatives}, false positives {false_positives}")
+        print(f"{kind:<16} {n:>6} {d:>8} {d / n:>7.2f}")
+    for split in sorted(negatives):
+        print(f"negatives ({split}) {negatives[split]}, false positives {false_positives[split]}")
+    print(f"negatives {negatives.total()}, false positives {false_positives.total()}")
 
 
 def _llmdrift_texts() -> list[tuple[str, str]]:
