@@ -102,6 +102,19 @@ def test_probes_inside_records_are_scrubbed_in_every_field():
         assert not [pii for pii in probe["pii"] for t in texts if pii in t], probe["text"]
 
 
+def test_probes_in_raw_json_lines_are_scrubbed_as_text_and_stay_json():
+    """A quarantined line is scrubbed as text: escapes (`\\n`, `\\"`) must not hide PII nor break the JSON."""
+    for probe in POSITIVES:
+        line = json.dumps({"messages": [{"role": "user", "content": probe["text"]}], "response_text": probe["text"]})
+        scrubbed = scrub_text(line)
+        decoded = json.loads(scrubbed)
+        texts = [decoded["messages"][0]["content"], decoded["response_text"]]
+        assert not [pii for pii in probe["pii"] for t in texts if pii in t], scrubbed
+    for probe in NEGATIVES[:20]:
+        line = json.dumps({"content": probe["text"]})
+        assert json.loads(scrub_text(line))  # still JSON, whatever was replaced
+
+
 def test_real_llm_traffic_is_left_alone(sensitiveq: pd.DataFrame, prime: pd.DataFrame):
     """LLMDrift prompts and answers hold no PII (arithmetic, refusals, explanations): nothing changes."""
     frame = pd.concat([sensitiveq, prime.head(400)])

@@ -38,7 +38,7 @@ _SIGN_OFFS = r"thanks|thank you|regards|best regards|kind regards|warm regards|b
 _NAME_RULES = [
     re.compile(rf"(?i:\b(?:{_STRONG_CUES}))[ \t]+{_NAME_TOKENS}"),
     re.compile(rf"\b(?:{_HONORIFICS})\.?[ \t]+{_NAME_TOKENS}"),
-    re.compile(rf"(?i:\b(?:{_SIGN_OFFS})),?[ \t]*\n?[ \t]*{_NAME_TOKENS}[ \t]*[.!]?[ \t]*(?=\n|\Z)"),
+    re.compile(rf"(?i:\b(?:{_SIGN_OFFS})),?[ \t]*\n?[ \t]*{_NAME_TOKENS}[ \t]*[.!]?[ \t]*(?=\n|\"|\Z)"),
 ]
 _NAME_FIELD = re.compile(r"(?i:name\s*:)")
 _WEAK_CUE = re.compile(

@@ -20,6 +20,8 @@ from drift_pipeline.traffic.privacy.finding import PLACEHOLDERS, PRIORITY, Findi
 from drift_pipeline.traffic.privacy.identifiers import find_cards, find_ibans, find_ips, find_national_ids
 from drift_pipeline.traffic.privacy.personal import find_addresses, find_dates_of_birth, find_names
 
+_ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|.)", re.DOTALL)
+_ESCAPED = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f", '"': '"', "\\": "\\", "/": "/"}
 # A JSON value under one of these keys (tool-call arguments, structured content) is PII whatever it looks
 # like: `{"full_name": "Ann Lee"}` has no cue for the name heuristic. Keys are compared lower-case without
 # `_`/`-`. Bare `name` is not here: it is the function's name in a tool call.
@@ -63,24 +65,27 @@ class Scrubber:
         """Non-overlapping findings in `text`, in order of position."""
         if not text:
             return []
+        unescaped = _unescaped_view(text)
+        view = unescaped[0] if unescaped else text
         found = [
-            *(
-                Finding("CUSTOM", m.start(), m.end(), m.group(), name)
-                for name, rx in self.custom
-                for m in rx.finditer(text)
-            ),
-            *find_credentials(text),
-            *find_emails(text),
-            *find_ibans(text),
-            *find_cards(text),
-            *find_national_ids(text),
-            *find_ips(text),
-            *find_phones(text, self.phone_regions),
-            *find_dates_of_birth(text),
-            *find_addresses(text),
-            *find_names(text),
+            *find_credentials(view),
+            *find_emails(view),
+            *find_ibans(view),
+            *find_cards(view),
+            *find_national_ids(view),
+            *find_ips(view),
+            *find_phones(view, self.phone_regions),
+            *find_dates_of_birth(view),
+            *find_addresses(view),
+            *find_names(view),
         ]
-        return _resolve_overlaps(f for f in found if f.end > f.start)
+        found = [f for f in found if f.end > f.start]
+        if unescaped:
+            found = _on_original(found, text, *unescaped[1:])
+        custom = (
+            Finding("CUSTOM", m.start(), m.end(), m.group(), n) for n, rx in self.custom for m in rx.finditer(text)
+        )
+        return _resolve_overlaps(f for f in [*custom, *found] if f.end > f.start)
 
     def scrub(self, text: str) -> str:
         """`text` with every finding replaced by its typed placeholder."""
@@ -152,6 +157,48 @@ class Scrubber:
             if key in frame.columns:
                 frame[key] = [self.scrub(v) if isinstance(v, str) else v for v in frame[key]]
         return frame
+
+
+def _unescaped_view(text: str) -> tuple[str, list[int], list[int]] | None:
+    """`text` with its JSON escapes decoded, and for each view character the span it came from.
+
+    A raw JSON line (a quarantined record's excerpt) holds `Thanks,\\nAnn Lee`, `\\"john doe\\"@x.com` and
+    `Jo\\u00e3o`: read as they are, the cue rules see the word `nAnn` and the names are cut. None when
+    `text` has no backslash (the usual case)."""
+    if "\\" not in text:
+        return None
+    parts: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    pos = 0
+    for m in _ESCAPE.finditer(text):
+        parts.append(text[pos : m.start()])
+        starts.extend(range(pos, m.start()))
+        ends.extend(range(pos + 1, m.start() + 1))
+        code = m.group(1)
+        char = _ESCAPED.get(code) or (chr(int(code[1:], 16)) if len(code) == 5 else None)
+        if char is None:  # not a JSON escape: the backslash is just a character
+            parts.append(m.group())
+            starts.extend(range(m.start(), m.end()))
+            ends.extend(range(m.start() + 1, m.end() + 1))
+        else:
+            parts.append(char)
+            starts.append(m.start())
+            ends.append(m.end())
+        pos = m.end()
+    parts.append(text[pos:])
+    starts.extend(range(pos, len(text)))
+    ends.extend(range(pos + 1, len(text) + 1))
+    return "".join(parts), starts, ends
+
+
+def _on_original(found: list[Finding], text: str, starts: list[int], ends: list[int]) -> list[Finding]:
+    """View findings as spans of the original text: an escape is always replaced whole, so the JSON
+    stays valid."""
+    return [
+        Finding(f.kind, starts[f.start], ends[f.end - 1], text[starts[f.start] : ends[f.end - 1]], f.name)
+        for f in found
+    ]
 
 
 def _resolve_overlaps(found: Iterable[Finding]) -> list[Finding]:
