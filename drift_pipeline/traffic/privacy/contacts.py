@@ -19,7 +19,7 @@ from drift_pipeline.traffic.privacy.finding import Finding
 
 DEFAULT_PHONE_REGIONS = ("US", "GB", "DE", "FR", "BR")
 
-_LOCAL = r"(?:(?<![\w.%+-])[\w%+-]+(?:\.[\w%+-]+)*|\"(?:[^\"\\\r\n]|\\.){1,64}\")"
+_LOCAL = r"(?:(?<![\w.%+-])[\w%+-]+(?:\.[\w%+-]+)*|(?<![\w\"])\"(?![\s:,])(?:[^\"\\\r\n]|\\.){1,64}\")"
 _DOMAIN = r"(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+(?:[^\W\d_]{2,63}|xn--[a-z0-9-]{1,59})"
 _EMAIL = re.compile(rf"{_LOCAL}@{_DOMAIN}(?![\w-])")
 _PHONE_HINT = re.compile(r"\d(?:[ ().\-/]{0,3}\d){6,}")

@@ -37,8 +37,8 @@ _OWN_PATTERNS = [
 _BEARER = re.compile(r"(?i:\bbearer)\s+([A-Za-z0-9._~+/-]{16,}=*)")
 _EXTRA_KEYWORDS = ("token", "passphrase", "access_?key", "secret_?key", "credentials?")
 _PEM_BLOCK = re.compile(
-    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)",
-    re.DOTALL,
+    # To its END line, or where the text (or the JSON string holding it) ends: a cut-off key is still a key.
+    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----[^\"]*?(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|(?=\")|\Z)",
 )
 _RANDOM_TOKEN = re.compile(r"(?<![\w+/=-])[A-Za-z0-9+/_-]{32,}={0,2}(?![\w+/=-])")
 _ENTROPY_LIMIT = 4.5  # detect-secrets' default for Base64HighEntropyString

@@ -20,6 +20,8 @@ from drift_pipeline.traffic.privacy.finding import PLACEHOLDERS, PRIORITY, Findi
 from drift_pipeline.traffic.privacy.identifiers import find_cards, find_ibans, find_ips, find_national_ids
 from drift_pipeline.traffic.privacy.personal import find_addresses, find_dates_of_birth, find_names
 
+_MAX_PASSES = 3
+_JSON_TOKEN = re.compile(r'\\.|"', re.DOTALL)  # an escape pair, or a quote that delimits a string
 _ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|.)", re.DOTALL)
 _ESCAPED = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f", '"': '"', "\\": "\\", "/": "/"}
 # A JSON value under one of these keys (tool-call arguments, structured content) is PII whatever it looks
@@ -61,11 +63,11 @@ class Scrubber:
                 raise InvalidInputError(f"PII pattern {name!r} is not a valid regex: {exc}") from exc
         self.phone_regions = tuple(phone_regions)
 
-    def find(self, text: str) -> list[Finding]:
-        """Non-overlapping findings in `text`, in order of position."""
+    def _find(self, text: str) -> tuple[list[Finding], bool]:
         if not text:
-            return []
-        unescaped = _unescaped_view(text)
+            return [], False
+        json_like = text.lstrip()[:1] in ("{", "[")
+        unescaped = _unescaped_view(text) if json_like else None
         view = unescaped[0] if unescaped else text
         found = [
             *find_credentials(view),
@@ -85,19 +87,35 @@ class Scrubber:
         custom = (
             Finding("CUSTOM", m.start(), m.end(), m.group(), n) for n, rx in self.custom for m in rx.finditer(text)
         )
-        return _resolve_overlaps(f for f in [*custom, *found] if f.end > f.start)
+        found = [*custom, *found]
+        if json_like:
+            found = _inside_json_strings(found, text)
+        return _resolve_overlaps(f for f in found if f.end > f.start)
+
+    def find(self, text: str) -> list[Finding]:
+        """Non-overlapping findings in `text`, in order of position."""
+        return self._find(text)[0]
 
     def scrub(self, text: str) -> str:
-        """`text` with every finding replaced by its typed placeholder."""
+        """`text` with every finding replaced by its typed placeholder.
+
+        When a dropped finding stuck out of the one that won the overlap (`my name is Bearer <token>`:
+        the token wins, `Bearer` was half of the name), the result is scrubbed again, so that the output
+        is a fixed point: scrubbing it once more changes nothing."""
         if not isinstance(text, str) or not text:
             return text
-        out, pos = [], 0
-        for f in self.find(text):
-            out.append(text[pos : f.start])
-            out.append(f.placeholder)
-            pos = f.end
-        out.append(text[pos:])
-        return "".join(out)
+        for _ in range(_MAX_PASSES):
+            kept, sticks_out = self._find(text)
+            out, pos = [], 0
+            for f in kept:
+                out.append(text[pos : f.start])
+                out.append(f.placeholder)
+                pos = f.end
+            out.append(text[pos:])
+            text = "".join(out)
+            if not sticks_out:
+                break
+        return text
 
     def scrub_value(self, value: Any, key: str = "") -> Any:
         """Scrub every string inside a JSON-like value (dicts, lists); keys are kept, and a string under a
@@ -160,11 +178,12 @@ class Scrubber:
 
 
 def _unescaped_view(text: str) -> tuple[str, list[int], list[int]] | None:
-    """`text` with its JSON escapes decoded, and for each view character the span it came from.
+    """A raw JSON text with its escapes decoded, and for each view character the span it came from.
 
     A raw JSON line (a quarantined record's excerpt) holds `Thanks,\\nAnn Lee`, `\\"john doe\\"@x.com` and
-    `Jo\\u00e3o`: read as they are, the cue rules see the word `nAnn` and the names are cut. None when
-    `text` has no backslash (the usual case)."""
+    `Jo\\u00e3o`: read as they are, the cue rules see the word `nAnn` and the names are cut. Only texts
+    that start like JSON are read so (prose keeps its backslashes: `"odd\\"name"@x.com` is RFC 5321);
+    None when there is no backslash (the usual case)."""
     if "\\" not in text:
         return None
     parts: list[str] = []
@@ -201,20 +220,36 @@ def _on_original(found: list[Finding], text: str, starts: list[int], ends: list[
     ]
 
 
-def _resolve_overlaps(found: Iterable[Finding]) -> list[Finding]:
-    """Highest priority first, then the longest; a finding overlapping a kept one is dropped.
+def _inside_json_strings(found: list[Finding], text: str) -> list[Finding]:
+    """In a raw JSON line, each finding is cut at the first string delimiter (an unescaped `"`) inside
+    it: a replacement never swallows JSON syntax, so the line stays parseable."""
+    quotes = [m.start() for m in _JSON_TOKEN.finditer(text) if m.group() == '"']
+    out = []
+    for f in found:
+        i = bisect.bisect_left(quotes, f.start)
+        end = min(f.end, quotes[i]) if i < len(quotes) else f.end
+        out.append(f if end == f.end else Finding(f.kind, f.start, end, text[f.start : end], f.name))
+    return out
+
+
+def _resolve_overlaps(found: Iterable[Finding]) -> tuple[list[Finding], bool]:
+    """Highest priority first, then the longest; a finding overlapping a kept one is dropped. Also says
+    whether a dropped finding stuck out of the kept one it met (its rest may still be PII).
 
     Kept findings never overlap, so their starts and ends sort alike and one bisection finds the
     neighbours to check: O(n log n) where hostile input (`password: ` x 10,000) yields many findings."""
     starts: list[int] = []
     kept: list[Finding] = []
+    sticks_out = False
     for f in sorted(found, key=lambda f: (PRIORITY[f.kind], -(f.end - f.start), f.start)):
         i = bisect.bisect_right(starts, f.start)
-        if (i and kept[i - 1].end > f.start) or (i < len(kept) and kept[i].start < f.end):
+        before, after = (kept[i - 1] if i else None), (kept[i] if i < len(kept) else None)
+        if (before and before.end > f.start) or (after and after.start < f.end):
+            sticks_out = sticks_out or not (before and before.start <= f.start and f.end <= before.end)
             continue
         starts.insert(i, f.start)
         kept.insert(i, f)
-    return kept
+    return kept, sticks_out
 
 
 def scrub_text(text: str, custom_patterns: Mapping[str, str] | None = None) -> str:
