@@ -6,6 +6,8 @@ import json
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from drift_pipeline.errors import InvalidInputError
 from drift_pipeline.traffic.privacy import Scrubber, scrub_text
@@ -42,6 +44,19 @@ KEPT = [
     "meet at 12:30:45 today",
     "std::string and a::b",
     "0000 0000 0000 0000",
+    # code is not a credential: brackets mean a call, a type or an index
+    "password = get_password(user)",
+    "def f(token: list[str]) -> None: ...",
+    "sorted(items, key=lambda kv: kv[1]); evens = p[1::2]",
+    # long random-looking strings that are not credentials: a commit URL, inline image data
+    "see https://github.com/python/cpython/blob/1857a40807daeae3a1bf5efb682de9c9ae6df845/Lib/ast.py",
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==",
+    # arithmetic, postcodes and book numbers are not phone numbers
+    "17383 ÷ 103 = 168.9320 and 18705 ÷ 89 = 210.1685393258427",
+    "Boston, MA 02110-1301, USA",
+    "ISBN 1-85798-218-5",
+    # nine digits are an SSN only after a keyword naming one
+    "order 536221234 shipped",
 ]
 
 
@@ -90,3 +105,46 @@ def test_record_fields_are_scrubbed_everywhere_and_stay_json():
     frame = Scrubber().scrub_frame(pd.DataFrame([row]))
     assert frame.loc[0, "messages"] == out["messages"]
     assert frame.loc[0, "response_text"] == "Sent to <IP>"
+
+
+def test_bare_ssn_needs_its_keyword():
+    assert scrub_text("SSN 536221234") == "SSN <NATIONAL_ID>"
+    assert scrub_text("tracking 536221234") == "tracking 536221234"
+
+
+def test_a_private_key_block_becomes_one_placeholder():
+    text = "key:\n-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBkg\nAwEHoUQDQgAE\n-----END EC PRIVATE KEY-----\nthanks"
+    assert scrub_text(text) == "key:\n<SECRET>\nthanks"
+
+
+def test_an_unlabelled_random_token_is_a_secret():
+    token = "Zk3Qw9Lm2Xp7Vb4Nc8Rt1Yh6Js0Df5GaE2uW7iO9pQ"
+    assert scrub_text(f"use {token} for the staging cluster") == "use <SECRET> for the staging cluster"
+
+
+def test_json_values_under_pii_keys_are_replaced_whole():
+    args = {"full_name": "ann lee", "dob": "1990", "password": "pw", "name": "refund", "amount": 12}
+    tool_calls = json.dumps([{"function": {"name": "refund", "arguments": json.dumps(args)}}])
+    out = json.loads(json.loads(Scrubber().scrub_json(tool_calls))[0]["function"]["arguments"])
+    assert out == {"full_name": "<NAME>", "dob": "<DOB>", "password": "<SECRET>", "name": "refund", "amount": 12}
+
+
+# Text built from the pieces PII detectors key on, so that random draws hit the detectors' edges.
+_PIECES = st.sampled_from(
+    [
+        " ", "\n", "\\n", '"', "\\", "@", ".", "-", "+", ":", "/", "=", "#", "(", ")", ",", "é", "\u00df",
+        "my name is ", "I'm ", "Mr. ", "Thanks,", "born on ", "DOB: ", "SSN ", "password: ", "Bearer ",
+        "Ann", "Lee", "Main", "Street", "Rua", "12", "1985", "4111", "1111", "536221234", "+55", "11",
+        "98765-4321", "de89370400440532013000", "a.b", "example.com", "sk-", "AKIA", "eyJ", "x" * 20,
+    ]
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_PIECES, max_size=40).map("".join))
+def test_scrubbing_any_text_is_total_idempotent_and_keeps_json_valid(text: str):
+    scrubbed = scrub_text(text)
+    assert isinstance(scrubbed, str)
+    assert scrub_text(scrubbed) == scrubbed
+    line = json.dumps({"content": text})
+    assert isinstance(json.loads(scrub_text(line)), dict)
