@@ -66,16 +66,46 @@ def build_report(
         "near_miss_dimensions": near,
         "pairs_needed": max((r.pairs_needed for r in tested if r.pairs_needed), default=None),
         "not_applicable": list(not_applicable),
+        "applicability": applicability(results, not_applicable, len(contexts)),
         "correction": correction,
         "noise_floor_pairs": noise_floor.n_pairs if noise_floor else 0,
         "quarantined": {"count": len(quarantined), "items": list(quarantined)[:100]},
         # Every entry of `dimensions` was tested (numeric p_adjusted); a dimension with no reference to
         # test against (similarity without a noise floor) is reported under `descriptive` instead.
-        "dimensions": [r.to_dict() for r in results if r.p_value is not None],
-        "descriptive": [r.to_dict() for r in results if r.p_value is None],
+        "dimensions": [_entry(r) for r in results if r.p_value is not None],
+        "descriptive": [_entry(r) for r in results if r.p_value is None],
         "examples": most_changed_examples(results, per_pair, contexts, threshold, n_examples),
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def _entry(result: DimensionResult) -> dict[str, Any]:
+    entry = result.to_dict()
+    entry["in_words"] = in_words(entry)
+    return entry
+
+
+def _dimension_attr(name: str, attr: str) -> str:
+    from drift_pipeline.detection.dimensions import all_dimensions
+
+    found = next((d for d in all_dimensions() if d.name == name), None)
+    return str(getattr(found, attr, "")) if found else ""
+
+
+def in_words(entry: dict[str, Any]) -> str:
+    """The change in words, e.g. "gives the decision asked for: 98.0% → 23.0%"."""
+    phrase = _dimension_attr(entry["name"], "phrase") or entry["name"]
+    return f"{phrase}: {_fmt(entry['baseline_value'], entry['kind'])} → {_fmt(entry['candidate_value'], entry['kind'])}"
+
+
+def applicability(
+    results: Sequence[DimensionResult], not_applicable: Sequence[str], n_pairs: int
+) -> dict[str, dict[str, Any]]:
+    """Per dimension: on how many of the pairs it applied, and when it applies (never a silent zero)."""
+    out = {r.name: {"applicable_pairs": r.n, "of": n_pairs} for r in results}
+    for name in not_applicable:
+        out[name] = {"applicable_pairs": 0, "of": n_pairs, "applies_when": _dimension_attr(name, "applies_when")}
+    return out
 
 
 def guarantee(alpha: float, tests: int) -> str:
@@ -224,7 +254,7 @@ def _summary_sentence(report: dict[str, Any]) -> str:
     bits = []
     for name in report.get("drifted_dimensions", []):
         d = dims[name]
-        bits.append(f"{name} {_fmt(d['baseline_value'], d['kind'])} → {_fmt(d['candidate_value'], d['kind'])}")
+        bits.append(f"{name} ({d.get('in_words') or in_words(d)})")
     return f"Behaviour changed on {report['n_pairs']} paired prompts: " + "; ".join(bits) + "."
 
 
