@@ -146,11 +146,12 @@ def extract(spec: DecisionSpec, text: str, tool_calls: list[dict[str, Any]] | No
 
 def _option(spec: DecisionSpec, text: str) -> str | None:
     letters = "".join(spec.choices)
+    # Case-sensitive letters (so the article "a" is no option A); the words around them in any case.
     strong = [
         rf"^\W{{0,3}}\(?([{letters}])\)?(?:[.):,]|\s*$|\s+[-–—]|\s*\n)",
-        rf"\b(?:answer|choice|option|pick|selection) (?:is|would be|:)\s*(?:option\s*)?\(?([{letters}])\b\)?",
-        rf"\bI(?:'d| would)? (?:choose|pick|select|go with|say)\s*(?:option\s*)?\(?([{letters}])\b\)?",
-        rf"^\W{{0,3}}(?:option|answer)\s*:?\s*\(?([{letters}])\b",
+        rf"\b(?i:answer|choice|option|pick|selection)\s*(?i:is|would be|:)\s*(?i:option\s*)?\(?([{letters}])\b\)?",
+        rf"\bI(?:'d| would)? (?i:choose|pick|select|go with|say|lean towards)\s*(?i:option\s*)?\(?([{letters}])\b\)?",
+        rf"^\W{{0,3}}(?i:option|answer)\s*:?\s*\(?([{letters}])\b",
         rf"\*\*\(?([{letters}])\)?[.):]?\*\*",
     ]
     for pattern in strong:
