@@ -85,8 +85,20 @@ def print_summary(report: dict[str, Any]) -> None:
     console.print(table)
     if any(d["p_value"] is None for d in report.get("descriptive", [])):
         console.print("untested: similarity needs a pinned-vs-pinned noise floor to be judged")
-    if report.get("not_applicable"):
-        console.print(f"not applicable: {', '.join(report['not_applicable'])}")
+    for name in report.get("drifted_dimensions", []):
+        entry = next(d for d in report["dimensions"] if d["name"] == name)
+        console.print(f"changed: {entry.get('in_words', name)}", markup=False)
+    applicability = report.get("applicability", {})
+    for name in report.get("not_applicable", []):
+        when = applicability.get(name, {}).get("applies_when")
+        console.print(f"not applicable: {name}" + (f" (applies when {when})" if when else ""), markup=False)
+    partial = [
+        f"{k} {v['applicable_pairs']}/{v['of']}"
+        for k, v in applicability.items()
+        if 0 < v["applicable_pairs"] < v["of"]
+    ]
+    if partial:
+        console.print(f"applied to part of the pairs: {', '.join(partial)}", markup=False)
     if pairing:
         console.print(
             f"paired {pairing['paired']} prompts; unpaired baseline {pairing['unpaired_baseline']}, "

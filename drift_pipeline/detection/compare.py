@@ -24,6 +24,17 @@ FORMATS: tuple[str, ...] = ("llmdrift", "jsonl", "parquet", "csv")
 # Which column names the version a record belongs to, in order of preference.
 VERSION_COLUMNS = ("model", "served_model", "pinned_model_id", "requested_model")
 NORMALISED = ("version", "prompt_id", "prompt", "response_text", "tool_calls", "tools", "response_format")
+# Optional columns carried to scoring when a source has them (correctness, latency and usage dimensions).
+OPTIONAL = ("reference", "latency_ms", "ttft_ms", "prompt_tokens", "completion_tokens", "cost_usd")
+# Source column names for each optional column, first present wins.
+OPTIONAL_SOURCES = {
+    "reference": ("reference", "ref_answer", "expected_answer", "golden_label"),
+    "latency_ms": ("latency_ms",),
+    "ttft_ms": ("ttft_ms", "time_to_first_token_ms"),
+    "prompt_tokens": ("prompt_tokens",),
+    "completion_tokens": ("completion_tokens",),
+    "cost_usd": ("cost_usd", "cost"),
+}
 
 
 @dataclass(frozen=True)
@@ -42,7 +53,7 @@ class Pairing:
 
 
 def load_records(path: str | Path, fmt: Format) -> pd.DataFrame:
-    """Records normalised to: version, prompt_id, prompt, response_text, tool_calls, tools, response_format."""
+    """Records normalised to the NORMALISED columns plus those of OPTIONAL the source carries."""
     path = Path(path)
     if fmt not in FORMATS:
         raise InvalidInputError(f"unknown format {fmt!r} (use one of {', '.join(FORMATS)})")
@@ -66,7 +77,7 @@ def _from_llmdrift(raw: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in ("model", "id", "query", "answer") if c not in raw.columns]
     if missing:
         raise InvalidInputError(f"not an LLMDrift evaluation file: missing column(s) {', '.join(missing)}")
-    return pd.DataFrame(
+    out = pd.DataFrame(
         {
             "version": raw["model"].astype(str),
             "prompt_id": raw["id"].astype(str),
@@ -77,6 +88,16 @@ def _from_llmdrift(raw: pd.DataFrame) -> pd.DataFrame:
             "response_format": "null",
         }
     )
+    # LLMDrift's own units: latency in seconds, cost in dollars, answer_token = completion tokens.
+    if "ref_answer" in raw.columns:
+        out["reference"] = raw["ref_answer"].fillna("").astype(str)
+    if "latency" in raw.columns:
+        out["latency_ms"] = pd.to_numeric(raw["latency"], errors="coerce") * 1000
+    if "cost" in raw.columns:
+        out["cost_usd"] = pd.to_numeric(raw["cost"], errors="coerce")
+    if "answer_token" in raw.columns:
+        out["completion_tokens"] = pd.to_numeric(raw["answer_token"], errors="coerce")
+    return out
 
 
 def _from_records(raw: pd.DataFrame) -> pd.DataFrame:
@@ -94,7 +115,7 @@ def _from_records(raw: pd.DataFrame) -> pd.DataFrame:
     prompt_id = raw["prompt_id"].fillna("").astype(str) if "prompt_id" in raw.columns else pd.Series("", raw.index)
     # Records without a prompt id pair on the prompt text itself.
     fallback = prompt.map(lambda p: hashlib.sha256(p.encode("utf-8")).hexdigest()[:16])
-    return pd.DataFrame(
+    out = pd.DataFrame(
         {
             "version": version,
             "prompt_id": prompt_id.where(prompt_id != "", fallback),
@@ -105,6 +126,14 @@ def _from_records(raw: pd.DataFrame) -> pd.DataFrame:
             "response_format": _json_column(raw, "response_format"),
         }
     )
+    for column, sources in OPTIONAL_SOURCES.items():
+        source = next((c for c in sources if c in raw.columns), None)
+        if source is None:
+            continue
+        values = raw[source]
+        # Malformed numbers become missing (the dimension then reports the pair not applicable).
+        out[column] = values.fillna("").astype(str) if column == "reference" else pd.to_numeric(values, errors="coerce")
+    return out
 
 
 def _prompts(raw: pd.DataFrame) -> pd.Series:
@@ -163,6 +192,12 @@ def pair_versions(records: pd.DataFrame, baseline: str, candidate: str) -> tuple
             "response_format": merged["response_format_b"],
         }
     )
+    if "reference_b" in merged.columns:
+        pairs["reference"] = merged["reference_b"].where(merged["reference_b"] != "", merged["reference_c"]).values
+    for column in OPTIONAL[1:]:
+        if f"{column}_b" in merged.columns:
+            pairs[f"baseline_{column}"] = merged[f"{column}_b"].values
+            pairs[f"candidate_{column}"] = merged[f"{column}_c"].values
     pairing = Pairing(
         baseline_rows=len(base),
         candidate_rows=len(cand),

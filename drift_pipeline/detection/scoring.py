@@ -15,6 +15,7 @@ import pandas as pd
 
 from drift_pipeline.detection import dimensions as dims
 from drift_pipeline.detection import distribution as dist
+from drift_pipeline.detection.dimensions._usage import USAGE_FIELDS
 from drift_pipeline.detection.dimensions.base import PairContext, ScoringEnv
 from drift_pipeline.detection.embeddings import Embedder
 from drift_pipeline.detection.statistics import (
@@ -29,6 +30,8 @@ from drift_pipeline.errors import InvalidInputError
 from drift_pipeline.traffic.records import last_user_message
 
 REQUIRED_COLUMNS = ("pair_id", "baseline_text", "candidate_text")
+# The reference answer's column, by the names sources use for it (first present wins).
+REFERENCE_COLUMNS = ("reference", "ref_answer", "expected_answer", "golden_label")
 PER_PAIR_COLUMNS = ("pair_id", "dimension", "kind", "baseline_value", "candidate_value", "difference")
 
 
@@ -73,7 +76,9 @@ def score_pairs(
     """Score paired responses and decide, per dimension, whether the candidate drifted from the baseline.
 
     `pairs` has columns pair_id, baseline_text, candidate_text and optionally prompt and/or messages
-    (JSON), baseline_tool_calls, candidate_tool_calls, tools, response_format (JSON strings; "null" ok).
+    (JSON), baseline_tool_calls, candidate_tool_calls, tools, response_format (JSON strings; "null" ok),
+    reference (or ref_answer / expected_answer / golden_label), and baseline_/candidate_ + latency_ms,
+    ttft_ms, prompt_tokens, completion_tokens, cost_usd.
     With `similarity` selected, the paired distribution test (`distribution.py`) joins the drift family
     (`distribution_permutations=0` turns it off).
     """
@@ -228,7 +233,16 @@ def _context(
         response_schema=response_schema,
         tools=tools if tools is not None else row_tools,
         response_format=_json(row, "response_format"),
+        reference=next((_text(row[c]) for c in REFERENCE_COLUMNS if _text(row.get(c)).strip()), None),
+        baseline_usage=_usage(row, "baseline_"),
+        candidate_usage=_usage(row, "candidate_"),
     )
+
+
+def _usage(row: dict[str, Any], prefix: str) -> dict[str, float] | None:
+    """baseline_latency_ms, ... -> {"latency_ms": ...}; unparseable values are left for the dimension to refuse."""
+    found = {f: row[prefix + f] for f in USAGE_FIELDS if row.get(prefix + f) is not None}
+    return found or None
 
 
 def _text(value: Any) -> str:

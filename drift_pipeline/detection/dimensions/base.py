@@ -28,6 +28,9 @@ class PairContext:
     response_schema: dict[str, Any] | None = None
     tools: list[dict[str, Any]] | None = None
     response_format: dict[str, Any] | None = None
+    reference: str | None = None  # the expected answer (LLMDrift ref_answer, a tenant's golden label)
+    baseline_usage: dict[str, float] | None = None  # latency_ms, ttft_ms, prompt/completion tokens, cost_usd
+    candidate_usage: dict[str, float] | None = None
 
 
 @dataclass
@@ -53,6 +56,11 @@ class Dimension:
     description: ClassVar[str]
     span: ClassVar[float | None] = None
     order: ClassVar[int] = 100
+    # What a value of 1 (binary) or the value (continuous) means, in words for the report's summary
+    # ("gives a decision: 98% -> 23%"); the name is used when empty.
+    phrase: ClassVar[str] = ""
+    # When the dimension applies: the report says so for a dimension that applied to no pair.
+    applies_when: ClassVar[str] = "always"
 
     def score(self, pairs: Sequence[PairContext], env: ScoringEnv) -> list[tuple[Value, Value]]:
         """(baseline value, candidate value) per pair."""

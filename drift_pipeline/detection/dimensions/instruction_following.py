@@ -135,6 +135,7 @@ class InstructionFollowing(Dimension):
     name = "instruction_following"
     kind = "binary"
     order = 80
+    applies_when = "the prompt states a checkable constraint"
     description = "all explicit, checkable constraints of the prompt are kept (only prompts that state one)"
 
     def value(self, text: str, tool_calls: list[dict[str, Any]] | None, pair: PairContext) -> Value:

@@ -19,6 +19,7 @@ class JsonValidity(Dimension):
     name = "json_valid"
     kind = "binary"
     order = 30
+    applies_when = "a response schema or a JSON response_format"
     description = "the response parses as JSON (only where a schema or JSON response format is set)"
 
     def value(self, text: str, tool_calls: list[dict[str, Any]] | None, pair: PairContext) -> Value:

@@ -17,6 +17,8 @@ _DECLINE = [
     r"must decline to|must refuse to|do not feel comfortable|don't feel comfortable|am not equipped to|"
     r"'m not equipped to|am not going to|'m not going to)\b",
     r"\bI must (?:decline|refuse)\b",
+    # The contracted forms: the alternatives above follow "I " and so never matched "I'm unable to".
+    r"\bI'm (?:unable to|not able to|not equipped to|not going to)\b",
     r"\b(?:it is|it's|that is|that's|this is) not (?:appropriate|ethical|acceptable|possible for me)\b",
     r"\bnot something I (?:can|will|am able to)\b",
     r"\b(?:is|are|would be) (?:illegal|unethical|harmful and)\b",

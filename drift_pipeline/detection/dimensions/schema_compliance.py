@@ -28,6 +28,7 @@ class SchemaCompliance(Dimension):
     name = "schema_compliance"
     kind = "binary"
     order = 31
+    applies_when = "a response schema"
     description = "the response is JSON that validates against the agent's response schema"
 
     def value(self, text: str, tool_calls: list[dict[str, Any]] | None, pair: PairContext) -> Value:

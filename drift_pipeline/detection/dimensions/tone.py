@@ -27,6 +27,7 @@ class Tone(Dimension):
     kind = "continuous"
     span = 2.0
     order = 70
+    applies_when = "non-empty responses"
     description = "sentiment (VADER compound, -1 negative .. +1 positive)"
 
     def value(self, text: str, tool_calls: list[dict[str, Any]] | None, pair: PairContext) -> Value:

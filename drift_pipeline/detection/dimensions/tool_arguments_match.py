@@ -12,6 +12,7 @@ class ToolArgumentsMatch(Dimension):
     name = "tool_args_match"
     kind = "binary"
     order = 42
+    applies_when = "both responses call the same tools"
     description = "same tools called with equal (parsed) arguments as the baseline; baseline = 1"
 
     def score(self, pairs: Sequence[PairContext], env: ScoringEnv) -> list[tuple[Value, Value]]:

@@ -13,6 +13,7 @@ class ToolArgumentsValid(Dimension):
     name = "tool_args_valid"
     kind = "binary"
     order = 41
+    applies_when = "tools declared and the responses call some"
     description = "all tool calls of the response name a declared tool with schema-valid arguments"
 
     def value(self, text: str, tool_calls: list[dict[str, Any]] | None, pair: PairContext) -> Value:

@@ -12,6 +12,7 @@ class ToolChoice(Dimension):
     name = "tool_choice"
     kind = "binary"
     order = 40
+    applies_when = "tools declared or called"
     description = "the candidate calls the same tools (as a multiset) as the baseline; baseline = 1"
 
     def score(self, pairs: Sequence[PairContext], env: ScoringEnv) -> list[tuple[Value, Value]]:
