@@ -57,8 +57,16 @@ def tighten(path: str | os.PathLike[str]) -> None:
 
 
 def write_private(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write `path` as ``0600`` so that readers see either nothing or all of it (temp name + rename)."""
+    """Write `path` as ``0600`` so that readers see either nothing or all of it (temp name + rename).
+
+    An existing path that is not a regular file (``/dev/stdout``, a pipe, a device) is written in place:
+    renaming over it would replace the device itself.
+    """
     target = Path(path)
+    if target.exists() and not target.is_file():
+        with open(target, "wb") as fh:
+            fh.write(data)
+        return
     folder = private_dirs(target.parent)
     tmp = folder / f".tmp-{uuid.uuid4().hex}-{target.name}"
     try:

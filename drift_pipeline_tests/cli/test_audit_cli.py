@@ -117,24 +117,9 @@ def test_usage_mistakes_exit_2(logged, tmp_path):
 
 _KILL_MID_WRITE = """
 import os, signal, sys
-from pathlib import Path
-import pandas as pd
 
-def half_then_die(path, data):
-    with open(path, "wb") as fh:
-        fh.write(data[: len(data) // 2])
-        fh.flush()
-    os.kill(os.getpid(), signal.SIGKILL)
-
-Path.write_bytes = lambda self, data: half_then_die(self, data)
-Path.write_text = lambda self, data, **kw: half_then_die(self, data.encode())
-real_to_parquet = pd.DataFrame.to_parquet
-def to_parquet(self, path, **kw):
-    import io
-    buf = io.BytesIO()
-    real_to_parquet(self, buf, **kw)
-    half_then_die(path, buf.getvalue())
-pd.DataFrame.to_parquet = to_parquet
+# Die at the first fsync: the export's bytes are all written, to a temporary name, not yet renamed.
+os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)
 sys.argv = ["drift-pipeline", *sys.argv[1:]]
 from drift_pipeline.cli.app import main
 main()
@@ -157,4 +142,4 @@ def test_an_export_killed_mid_write_leaves_no_partial_file(logged, home, tmp_pat
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert out.read_text() == "the previous export\n"  # the old file, whole; never the half-written one
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".export")]  # the debris is a temp name
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]  # the debris is a temp name

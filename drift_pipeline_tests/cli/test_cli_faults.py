@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -128,6 +129,7 @@ def test_an_export_to_a_full_disk_is_one_line(cli):
     _populate(cli)
     code, _, err = cli("audit", "export", "--format", "jsonl", "--output", "/dev/full")
     assert code == 1 and "no space left" in _one_line_error(err)
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode), "a device is written in place, never renamed over"
 
 
 @pytest.fixture
