@@ -6,7 +6,20 @@ import sys
 
 import typer
 
-from drift_pipeline.cli import audit, common, compare, demo, ingest, manifests, migrate, plan, registry, replay
+from drift_pipeline.cli import (
+    audit,
+    common,
+    compare,
+    demo,
+    evidence,
+    ingest,
+    manifests,
+    migrate,
+    plan,
+    registry,
+    replay,
+    reviewers,
+)
 from drift_pipeline.errors import DriftPipelineError
 
 app = typer.Typer(
@@ -25,7 +38,7 @@ def init() -> None:
     common.console.print(f"[green]ready[/green] store at {store.engine.url.render_as_string(hide_password=True)}")
 
 
-for group in (demo, registry, manifests, ingest, replay, compare, plan, migrate, audit):
+for group in (demo, registry, manifests, ingest, replay, compare, plan, migrate, reviewers, evidence, audit):
     group.register(app)
 
 
