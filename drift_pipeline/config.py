@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     model_cache: Path | None = Field(None, description="Converted offline-model weights.")
     # Who acts, and where the operator's configs are.
     actor: str | None = Field(None, description="Actor recorded in the audit log for CLI commands.")
+    audit_signing_key: Path | None = Field(
+        None, description="Ed25519 private key (PEM) that signs audit checkpoints; keep it off the store's hosts."
+    )
     alerts_config: Path | None = Field(None, description="Alert channels YAML.")
     providers_config: Path | None = Field(None, description="Provider sources YAML.")
     # Dagster wiring.

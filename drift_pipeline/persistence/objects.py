@@ -145,6 +145,45 @@ class ObjectStore:
         else:
             self.fs.pipe_file(path, data)  # one PUT: atomic per object on S3
 
+    def write_once(self, rel: str, data: bytes) -> bool:
+        """Create `rel` with `data`, never replacing an existing object: True when written, False when the
+        same bytes are already there; an existing object with other bytes is an IntegrityError.
+
+        Locally the file appears complete and read-only through a hard link (fails if the name exists); on
+        S3 the PUT is conditional (`If-None-Match: *`). S3 Object Lock on the bucket is what also stops a
+        holder of the storage credentials from deleting it (docs/audit.md)."""
+        from drift_pipeline.errors import IntegrityError
+
+        path = self.full_path(rel)
+        try:
+            if self.is_local:
+                self._link_new_local(path, data)
+            elif self.fs.exists(path):
+                raise FileExistsError(path)
+            else:
+                self.fs.pipe_file(path, data, mode="create")
+            return True
+        except FileExistsError:
+            if self.read_bytes(rel) != data:
+                raise IntegrityError(f"{self.uri(rel)} already exists with other content (write-once)") from None
+            return False
+
+    @staticmethod
+    def _link_new_local(path: str, data: bytes) -> None:
+        folder = os.path.dirname(path)
+        os.makedirs(folder, exist_ok=True)
+        tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}-{os.path.basename(path)}")
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o444)
+            os.link(tmp, path)  # atomic, and refuses an existing name (os.replace would overwrite)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
     def read_bytes(self, rel: str) -> bytes:
         try:
             return self.fs.cat_file(self.full_path(rel))

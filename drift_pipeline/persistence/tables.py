@@ -116,9 +116,11 @@ class ChangeCounter(Base):
 
 
 class AuditEntry(Base):
-    """Append-only, hash-chained audit log entry."""
+    """Append-only, hash-chained audit log entry; a leaf of the audit Merkle tree (`persistence.audit`)."""
 
     __tablename__ = "audit_log"
+    # One tenant entry per position of its sub-chain: a duplicate cannot hide a removed one.
+    __table_args__ = (Index("uq_audit_tenant_seq", "tenant_id", "tenant_seq", unique=True),)
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
@@ -131,6 +133,34 @@ class AuditEntry(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # The tenant's own sub-chain (null for platform entries and for entries written before revision 0002):
+    # its position among the tenant's entries and the hash of the tenant's previous entry.
+    tenant_seq: Mapped[int | None] = mapped_column(Integer)
+    tenant_prev_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class AuditCheckpoint(Base):
+    """A signed checkpoint of the audit Merkle tree (also kept, write-once, in object storage)."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tree_size: Mapped[int] = mapped_column(Integer, index=True)
+    root_hash: Mapped[str] = mapped_column(String(64))
+    timestamp: Mapped[str] = mapped_column(String(40))  # the exact signed text (ISO 8601, UTC)
+    key_id: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(200))
+    object_path: Mapped[str] = mapped_column(String(400))
+
+
+class AuditSigningKey(Base):
+    """Keyring: every public key that ever signed a checkpoint, so rotated keys stay verifiable."""
+
+    __tablename__ = "audit_signing_keys"
+
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    public_key: Mapped[str] = mapped_column(Text)  # PEM (SubjectPublicKeyInfo)
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class ReplayOutput(Base):

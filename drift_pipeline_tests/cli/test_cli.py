@@ -97,14 +97,15 @@ def test_bad_config_file_is_one_line(cli, tmp_path):
     assert code == 1 and "not a valid JSON Schema" in err and len(err.strip().splitlines()) == 1
 
 
-def test_tampered_audit_log_fails_verify(cli):
+def test_tampered_audit_log_fails_verify(cli, dba):
     cli("registry", "add", "openai", "m-1")
     cli("registry", "add", "openai", "m-2")
     from sqlalchemy import text
 
     from drift_pipeline.persistence.db import Store
 
-    with Store.open().transaction() as s:
+    store = Store.open()
+    with dba(store), store.transaction() as s:
         s.execute(text("UPDATE audit_log SET reason = 'edited' WHERE seq = 1"))
     code, _, err = cli("audit", "verify")
     assert code == 1 and "audit entry 1 does not match" in err

@@ -32,25 +32,25 @@ def test_chain_verifies_and_links_each_entry_to_its_predecessor(history):
     assert result.ok and result.checked == len(rows)
 
 
-def test_an_edited_entry_is_named(history):
-    with history.transaction() as s:
+def test_an_edited_entry_is_named(history, dba):
+    with dba(history), history.transaction() as s:
         s.execute(update(AuditEntry).where(AuditEntry.seq == 3).values(actor="mallory"))
     result = audit.verify(history)
     assert (result.ok, result.first_bad_seq, result.checked) == (False, 3, 2)
     assert "edited" in result.problem
 
 
-def test_a_deleted_or_reordered_entry_is_named(history):
-    with history.transaction() as s:
+def test_a_deleted_or_reordered_entry_is_named(history, dba):
+    with dba(history), history.transaction() as s:
         s.execute(text("DELETE FROM audit_log WHERE seq = 2"))
     result = audit.verify(history)
     assert (result.ok, result.first_bad_seq) == (False, 3)
 
 
-def test_swapped_rows_are_detected(history):
+def test_swapped_rows_are_detected(history, dba):
     rows = audit.entries(history)
     a, b = rows[1], rows[2]
-    with history.transaction() as s:  # swap content of 2 and 3 but keep their seq numbers
+    with dba(history), history.transaction() as s:  # swap content of 2 and 3 but keep their seq numbers
         for src, dst in ((a, b["seq"]), (b, a["seq"])):
             s.execute(
                 update(AuditEntry)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
+from drift_pipeline.persistence import append_only
 from drift_pipeline.persistence.db import Store
 
 PG_ADMIN_URL = os.environ.get("DRIFT_PIPELINE_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
@@ -73,3 +75,21 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("DRIFT_PIPELINE_DATABASE_URL", raising=False)
     monkeypatch.delenv("DRIFT_PIPELINE_STORAGE_URL", raising=False)
     return tmp_path / "home"
+
+
+@contextmanager
+def _as_dba(store: Store) -> Iterator[None]:
+    with store.engine.begin() as conn:
+        append_only.drop(conn)
+    try:
+        yield
+    finally:  # the PostgreSQL database is shared by the session's tests: put the triggers back
+        with store.engine.begin() as conn:
+            append_only.install(conn)
+
+
+@pytest.fixture
+def dba() -> Callable[[Store], AbstractContextManager[None]]:
+    """`with dba(store): ...` tampers as an insider with owner rights would: the append-only triggers are
+    dropped for the block (and reinstalled after), so detection is what is left to catch it."""
+    return _as_dba
