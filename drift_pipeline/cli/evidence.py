@@ -13,7 +13,7 @@ from typer.core import TyperGroup
 from drift_pipeline.cli.common import actor, console, open_store, parse_datetime
 from drift_pipeline.errors import InvalidInputError, RefusedError
 from drift_pipeline.migration import evidence, evidence_bundle, reviewers
-from drift_pipeline.persistence import refusals, reports
+from drift_pipeline.persistence import audit_proofs, refusals, reports
 from drift_pipeline.persistence.db import Store
 from drift_pipeline.persistence.objects import ObjectStore
 
@@ -81,7 +81,7 @@ def build(
     if html is not None:
         evidence.write_html(data, html)
     if bundle is not None:
-        _write_bundle(store, bundle, data)
+        _write_bundle(store, objects, bundle, data)
     if output is None:
         print(json.dumps(data, indent=2, sort_keys=True, default=str))
         return
@@ -107,7 +107,7 @@ def verify(
 ) -> None:
     """Check an evidence bundle offline (no database): files, report hash, signed approvals, audit proofs."""
     keys = [_read_key(p) for p in public_key or []]
-    problems = evidence_bundle.verify(bundle, keys, _audit_verifier())
+    problems = evidence_bundle.verify(bundle, keys, audit_proofs.verify_tenant_bundle)
     if problems:
         more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
         raise RefusedError(f"evidence bundle {bundle} does not verify: {problems[0]}{more}")
@@ -122,28 +122,11 @@ def register(app: typer.Typer) -> None:
     app.add_typer(evidence_app, name="evidence")
 
 
-def _write_bundle(store: Store, folder: Path, data: dict[str, Any]) -> None:
+def _write_bundle(store: Store, objects: ObjectStore, folder: Path, data: dict[str, Any]) -> None:
     keys = {r.key_id: r.public_key_pem for r in reviewers.list_reviewers(store)}
-    audit_bundle, audit_key = _audit_proofs(store, data["tenant_id"])
-    evidence_bundle.write(folder, data, public_keys=keys, audit_bundle=audit_bundle, audit_public_key_pem=audit_key)
-
-
-def _audit_proofs(store: Store, tenant_id: str) -> tuple[dict[str, Any] | None, bytes | None]:
-    """The tenant's audit entries with inclusion proofs and the signed checkpoint, when the audit log
-    offers proofs (`persistence.audit_proofs`); else none, and `evidence verify` says the trail is unproven."""
-    try:
-        from drift_pipeline.persistence import audit_proofs  # type: ignore[attr-defined]
-    except ImportError:
-        return None, None
-    return audit_proofs.tenant_proof_bundle(store, tenant_id), audit_proofs.public_key_pem()
-
-
-def _audit_verifier() -> Any:
-    try:
-        from drift_pipeline.persistence import audit_proofs  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return audit_proofs.verify_tenant_bundle
+    proofs = audit_proofs.tenant_proof_bundle(store, data["tenant_id"], objects=objects)
+    key_pem = proofs["public_keys"][proofs["checkpoint"]["key_id"]].encode("ascii")
+    evidence_bundle.write(folder, data, public_keys=keys, audit_bundle=proofs, audit_public_key_pem=key_pem)
 
 
 def _read_key(path: Path) -> bytes:

@@ -69,9 +69,10 @@ def write(
 def verify(
     folder: Path,
     trusted_keys_pem: list[bytes],
-    verify_audit: Callable[[dict[str, Any], list[bytes]], list[str]] | None,
+    verify_audit: Callable[[dict[str, Any], list[bytes]], list[str]],
 ) -> list[str]:
-    """Every problem found (empty: the bundle verifies). Reads only `folder`; no database."""
+    """Every problem found (empty: the bundle verifies). Reads only `folder`; no database. `verify_audit` is
+    the audit log's offline proof check (`persistence.audit_proofs.verify_tenant_bundle`)."""
     if not trusted_keys_pem:
         raise RefusedError("evidence verify needs --public-key: the audit signing key the operator published")
     files = _read_files(folder)
@@ -184,14 +185,12 @@ def _audit_problems(
     evidence: Mapping[str, Any],
     report: Any,
     trusted: list[bytes],
-    verify_audit: Callable[[dict[str, Any], list[bytes]], list[str]] | None,
+    verify_audit: Callable[[dict[str, Any], list[bytes]], list[str]],
 ) -> list[str]:
     if AUDIT not in files or AUDIT_KEY not in files:
         return ["the bundle carries no audit proofs (audit.json / audit_public_key.pem): the trail is unproven"]
     if not any(_same_key(files[AUDIT_KEY], k) for k in trusted):
         return ["the bundle's audit public key is not the one you trust (--public-key): wrong or replaced key"]
-    if verify_audit is None:
-        return ["this installation cannot check audit proofs (no audit proof verifier)"]
     bundle = _json(files, AUDIT)
     problems = [f"audit: {p}" for p in verify_audit(bundle, trusted)]
     entries = bundle.get("entries", []) if isinstance(bundle, dict) else []
