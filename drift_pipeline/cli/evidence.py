@@ -12,9 +12,8 @@ from typer.core import TyperGroup
 
 from drift_pipeline.cli.common import actor, console, open_store, parse_datetime
 from drift_pipeline.errors import InvalidInputError, RefusedError
-from drift_pipeline.migration import evidence, evidence_bundle, reviewers
-from drift_pipeline.persistence import audit_proofs, refusals, reports
-from drift_pipeline.persistence.db import Store
+from drift_pipeline.migration import evidence, evidence_bundle
+from drift_pipeline.persistence import refusals, reports
 from drift_pipeline.persistence.objects import ObjectStore
 
 
@@ -81,7 +80,7 @@ def build(
     if html is not None:
         evidence.write_html(data, html)
     if bundle is not None:
-        _write_bundle(store, objects, bundle, data)
+        evidence_bundle.write_from_store(store, bundle, data, objects)
     if output is None:
         print(json.dumps(data, indent=2, sort_keys=True, default=str))
         return
@@ -107,7 +106,7 @@ def verify(
 ) -> None:
     """Check an evidence bundle offline (no database): files, report hash, signed approvals, audit proofs."""
     keys = [_read_key(p) for p in public_key or []]
-    problems = evidence_bundle.verify(bundle, keys, audit_proofs.verify_tenant_bundle)
+    problems = evidence_bundle.verify_offline(bundle, keys)
     if problems:
         more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
         raise RefusedError(f"evidence bundle {bundle} does not verify: {problems[0]}{more}")
@@ -120,13 +119,6 @@ def verify(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(evidence_app, name="evidence")
-
-
-def _write_bundle(store: Store, objects: ObjectStore, folder: Path, data: dict[str, Any]) -> None:
-    keys = {r.key_id: r.public_key_pem for r in reviewers.list_reviewers(store)}
-    proofs = audit_proofs.tenant_proof_bundle(store, data["tenant_id"], objects=objects)
-    key_pem = proofs["public_keys"][proofs["checkpoint"]["key_id"]].encode("ascii")
-    evidence_bundle.write(folder, data, public_keys=keys, audit_bundle=proofs, audit_public_key_pem=key_pem)
 
 
 def _read_key(path: Path) -> bytes:

@@ -28,6 +28,9 @@ from cryptography.exceptions import InvalidSignature
 from drift_pipeline.detection import verdicts
 from drift_pipeline.errors import InvalidInputError, RefusedError
 from drift_pipeline.migration import reviewers
+from drift_pipeline.persistence import audit_proofs
+from drift_pipeline.persistence.db import Store
+from drift_pipeline.persistence.objects import ObjectStore
 from drift_pipeline.persistence.reports import RECORDED, canonical_json, content_hash
 
 FORMAT = "drift-pipeline evidence bundle 1"
@@ -64,6 +67,21 @@ def write(
     for name, data in {**files, INDEX: _pretty(index)}.items():
         (folder / name).write_bytes(data)
     return sorted([*files, INDEX])
+
+
+def write_from_store(
+    store: Store, folder: Path, evidence: Mapping[str, Any], objects: ObjectStore | None = None
+) -> None:
+    """Write the bundle of `evidence`, with the registered reviewers' keys and the tenant's audit proofs."""
+    keys = {r.key_id: r.public_key_pem for r in reviewers.list_reviewers(store)}
+    proofs = audit_proofs.tenant_proof_bundle(store, evidence["tenant_id"], objects=objects)
+    key_pem = proofs["public_keys"][proofs["checkpoint"]["key_id"]].encode("ascii")
+    write(folder, evidence, public_keys=keys, audit_bundle=proofs, audit_public_key_pem=key_pem)
+
+
+def verify_offline(folder: Path, trusted_keys_pem: list[bytes]) -> list[str]:
+    """`verify` with the audit log's own offline proof check."""
+    return verify(folder, trusted_keys_pem, audit_proofs.verify_tenant_bundle)
 
 
 def verify(

@@ -184,7 +184,7 @@ def decide(
     claimed = approvals.claimed_reviewer(signed)
     with refusals.audited(
         store,
-        actor=f"reviewer:{claimed}",
+        actor=f"unverified:{claimed}",  # who the statement claims: not proven
         action="migration.review_refused",
         subject=f"migration-{migration_id}",
         tenant_id=lambda: states.get(store, migration_id).tenant_id,

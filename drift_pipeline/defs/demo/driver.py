@@ -56,6 +56,7 @@ class DemoResult:
     checks: dict[str, bool] = field(default_factory=dict)
     reports: list[str] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    evidence_bundle: Path | None = None
 
 
 def setup_registry_and_manifests(store: Store) -> None:
@@ -269,7 +270,30 @@ def run(console: Console, *, on_step: Callable[[str], None] | None = None) -> De
     if not verified.ok:
         raise RefusedError(f"audit chain broken at entry {verified.first_bad_seq}")
     console.print(f"  audit log: {verified.checked} entries, hash chain intact")
+    result.evidence_bundle = evidence_for_tenant(store, objects, settings.home / "demo", "acme", "support")
+    console.print(
+        f"  evidence bundle for acme/support, verified offline: {result.evidence_bundle} "
+        f"(a tenant runs: drift-pipeline evidence verify BUNDLE --public-key {settings.home / 'demo' / 'audit.pub.pem'})"
+    )
     return result
+
+
+def evidence_for_tenant(store: Store, objects: ObjectStore, folder: Path, tenant_id: str, agent_id: str) -> Path:
+    """Write today's evidence bundle of a tenant agent and check it the way the tenant would: offline,
+    against the published audit key."""
+    from drift_pipeline.migration import evidence, evidence_bundle
+    from drift_pipeline.persistence import checkpoints
+
+    since = datetime.now(UTC) - timedelta(days=30)
+    data = evidence.build(store, tenant_id, agent_id, since, objects=objects)
+    bundle = folder / f"evidence-{tenant_id}-{agent_id}-{datetime.now(UTC).strftime('%Y%m%dt%H%M%S%f')}"
+    evidence_bundle.write_from_store(store, bundle, data, objects)
+    key = checkpoints.public_pem(checkpoints.load_signing_key().public_key())
+    (folder / "audit.pub.pem").write_bytes(key)
+    problems = evidence_bundle.verify_offline(bundle, [key])
+    if problems:
+        raise RefusedError(f"the demo's evidence bundle does not verify: {problems[0]}")
+    return bundle
 
 
 def _is_check_failure(event: Any) -> bool:
