@@ -132,11 +132,12 @@ def sign_approval(
     reviewer: ReviewerName = None,
     key: KeyFile = None,
     reason: Annotated[str, typer.Option(help="why (required; part of what is signed)")] = "",
+    reject: Annotated[bool, typer.Option("--reject", help="sign a rejection instead (for the Dagster job)")] = False,
     output: Annotated[Path | None, typer.Option(help="write the signed approval here (default: stdout)")] = None,
 ) -> None:
     """Sign an approval of the migration's staged report without applying it (for `migrate approve
     --approval FILE` or the Dagster approval job's `signed_approval` field)."""
-    signed = _sign(open_store(), migration_id, reviewer, key, reason)
+    signed = _sign(open_store(), migration_id, reviewer, key, reason, decision="rejected" if reject else "approved")
     text = json.dumps(signed, indent=2, sort_keys=True)
     if output is None:
         print(text)
@@ -297,7 +298,9 @@ def _attach(store: Store, migration_id: int, path: Path) -> None:
     )
 
 
-def _sign(store: Store, migration_id: int, reviewer: str | None, key: Path | None, reason: str) -> dict[str, Any]:
+def _sign(
+    store: Store, migration_id: int, reviewer: str | None, key: Path | None, reason: str, decision: str = "approved"
+) -> dict[str, Any]:
     """The reviewer's signed statement over the migration as it stands in review (its stored staging report)."""
     if not reviewer or key is None:
         raise InvalidInputError("a signed approval needs --reviewer NAME and --key FILE (or --approval FILE)")
@@ -308,7 +311,7 @@ def _sign(store: Store, migration_id: int, reviewer: str | None, key: Path | Non
     info = states.get(store, migration_id)
     staged = review.verified_staging(store, info)
     body = approvals.statement(
-        review.subject(info, staged.sha256), decision="approved", reviewer=registered.name, reason=reason
+        review.subject(info, staged.sha256), decision=decision, reviewer=registered.name, reason=reason
     )
     return approvals.sign(body, private)
 

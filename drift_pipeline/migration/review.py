@@ -129,9 +129,8 @@ def run_staging(
         summary = f"staging {'passed' if passed else 'failed'}: " + ", ".join(
             c["name"] for c in checks if not c["passed"]
         )
-        states.transition(
-            store, session, row, "review", actor=actor, reason=summary.rstrip(": "), extra={"staging": checks}
-        )
+        extra = {"staging": checks, "report_id": stored.report_id, "report_sha256": stored.sha256}
+        states.transition(store, session, row, "review", actor=actor, reason=summary.rstrip(": "), extra=extra)
         regulated = session.get(Tenant, row.tenant_id).regulated
         if passed and not regulated:
             why = f"every staging check of report {stored.report_id} passed"

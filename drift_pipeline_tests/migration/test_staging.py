@@ -247,8 +247,8 @@ def test_dagster_jobs_stage_review_and_assess_readiness(store, tmp_path, embedde
         assert staged.success and staged.output_for_node("stage_migration")["state"] == "review"
         assert states.get(store, m.id).details["staging"]["report"]["candidate"] == OFFLINE
 
-        def signed(who: str, decision: str = "approved") -> str:
-            return json.dumps(signed_approval(store, m.id, who, reason="mine", decision=decision))
+        def signed(who: str, decision: str = "approved", mid: int = m.id, reason: str = "mine") -> str:
+            return json.dumps(signed_approval(store, mid, who, reason=reason, decision=decision))
 
         with pytest.raises(Exception, match="cannot approve it"):
             run("approve_migration_job", "review_migration", {"migration_id": m.id, "signed_approval": signed("alice")})
@@ -275,12 +275,12 @@ def test_dagster_jobs_stage_review_and_assess_readiness(store, tmp_path, embedde
         approved = run(
             "approve_migration_job",
             "review_migration",
-            {"migration_id": forced.id, "reviewer": "bob", "reason": "sunset passed; diff reviewed"},
+            {"migration_id": forced.id, "signed_approval": signed("bob", mid=forced.id, reason="sunset passed")},
         )
         assert approved.output_for_node("review_migration")["state"] == "approved"
     reviews = audit.entries(store, tenant_id="acme", action_prefix="migration.")
     assert [e["actor"] for e in reviews if e["action"] in ("migration.rejected", "migration.approved")] == [
-        "bob",
-        "bob",
+        "reviewer:bob",
+        "reviewer:bob",
     ]
     assert audit.verify(store).ok

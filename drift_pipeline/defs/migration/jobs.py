@@ -43,9 +43,11 @@ class ReviewConfig(dg.Config):
 
 
 class ReadinessConfig(dg.Config):
-    on: str | None = None  # as-of date YYYY-MM-DD; today (UTC) by default
-    horizon_days: int = 90  # also assess agents whose version sunsets within this many days
-    assess_upcoming: bool = True  # replay upcoming sunsets against the successor (no migration is opened)
+    on: str | None = Field(default=None, description="as-of date YYYY-MM-DD; today (UTC) by default")
+    horizon_days: int = Field(default=90, description="also assess agents whose version sunsets within this many days")
+    assess_upcoming: bool = Field(
+        default=True, description="replay upcoming sunsets against the successor (no migration is opened)"
+    )
 
 
 def _migration_metadata(m: states.MigrationInfo) -> dict[str, Any]:
