@@ -12,12 +12,14 @@ from drift_pipeline.cli import (
     common,
     compare,
     demo,
+    evidence,
     ingest,
     manifests,
     migrate,
     plan,
     registry,
     replay,
+    reviewers,
 )
 from drift_pipeline.errors import DriftPipelineError
 from drift_pipeline.persistence.db import describe_storage_fault
@@ -38,7 +40,7 @@ def init() -> None:
     common.console.print(f"[green]ready[/green] store at {store.engine.url.render_as_string(hide_password=True)}")
 
 
-for group in (demo, registry, manifests, ingest, baseline, replay, compare, plan, migrate, audit):
+for group in (demo, registry, manifests, ingest, baseline, replay, compare, plan, migrate, reviewers, evidence, audit):
     group.register(app)
 
 

@@ -84,6 +84,10 @@ def pin(
         ),
     ] = None,
     reason: Annotated[str, typer.Option(help="why, for the audit log")] = "",
+    baseline: Annotated[
+        str | None,
+        typer.Option(help="baseline id to put in force with the pin: an existing baseline of this agent and model"),
+    ] = None,
 ) -> None:
     """Pin a tenant agent to an exact model version (writes a new manifest revision)."""
     if threshold is not None:
@@ -98,6 +102,7 @@ def pin(
         threshold=threshold,
         config=agent_config,
         reason=reason,
+        baseline_id=baseline,
     )
     console.print(
         f"{m.tenant_id}/{m.agent_id} pinned to [bold]{m.pinned_model_id}[/bold] (revision {m.revision}, threshold {m.drift_alert_threshold})"

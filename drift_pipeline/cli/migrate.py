@@ -1,18 +1,18 @@
-"""`drift-pipeline migrate ...`, `rollback`, `evidence`, `scan-aliases`: migration steps and the way back."""
+"""`drift-pipeline migrate ...`, `rollback`, `scan-aliases`: migration steps and the way back."""
 
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from drift_pipeline.cli.common import actor, console, open_store, parse_date, parse_datetime, print_json
-from drift_pipeline.errors import InvalidInputError
-from drift_pipeline.migration import evidence, forced, promotion, review, states
+from drift_pipeline.cli.common import actor, console, open_store, parse_date, print_json
+from drift_pipeline.errors import InvalidInputError, RefusedError
+from drift_pipeline.migration import approvals, forced, promotion, review, reviewers, states
 from drift_pipeline.migration.rollback import rollback
 from drift_pipeline.persistence.db import Store
 from drift_pipeline.persistence.objects import ObjectStore
@@ -25,6 +25,12 @@ migrate = typer.Typer(
 
 MigrationId = Annotated[int, typer.Argument(help="migration id (see `migrate status`)")]
 Reason = Annotated[str, typer.Option(help="why, for the audit log")]
+ReportFile = Annotated[
+    Path | None,
+    typer.Option(help="a drift report file from elsewhere: attached as 'external, unverified', never relied on"),
+]
+ReviewerName = Annotated[str | None, typer.Option(help="your registered reviewer name (`reviewers list`)")]
+KeyFile = Annotated[Path | None, typer.Option(help="your Ed25519 private key (PEM), from `reviewers add`")]
 Expect = Annotated[
     int | None, typer.Option("--expect-version", help="refuse if the migration changed since you read this version")
 ]
@@ -36,33 +42,37 @@ def propose(
     agent_id: Annotated[str, typer.Argument(help="agent")],
     model_id: Annotated[str, typer.Argument(help="candidate: an exact registered version")],
     reason: Reason = "",
-    report: Annotated[
-        Path | None, typer.Option(help="drift report of the candidate's staging replay: stage at once")
-    ] = None,
+    report: ReportFile = None,
 ) -> None:
-    """Open a migration of the agent's current pin to MODEL_ID."""
+    """Open a migration of the agent's current pin to MODEL_ID (then `migrate stage` replays it)."""
     store = open_store()
     m = review.propose(store, tenant_id, agent_id, model_id, actor=actor(), reason=reason)
     console.print(
         f"migration [bold]{m.id}[/bold] proposed: {tenant_id}/{agent_id} {m.from_model_id} -> {m.to_model_id}"
     )
     if report is not None:
-        _print_state(review.run_staging(store, m.id, _report_runner(report), actor=actor()))
+        _attach(store, m.id, report)
 
 
 @migrate.command("stage")
 def stage(
     migration_id: MigrationId,
-    report: Annotated[
-        Path | None,
-        typer.Option(help="drift report (JSON) of the candidate's replay instead of replaying the suite now"),
-    ] = None,
+    report: ReportFile = None,
     expect_version: Expect = None,
 ) -> None:
-    """Run (or record) the staging replay of the workflow suite against the candidate."""
+    """Run the staging replay of the workflow suite against the candidate; its report is stored with its hash.
+
+    With --report the file is only attached (external, unverified) and no replay runs.
+    """
     store = open_store()
-    runner = _report_runner(report) if report else _replay_runner(store)
-    _print_state(review.run_staging(store, migration_id, runner, actor=actor(), expected_version=expect_version))
+    if report is not None:
+        _attach(store, migration_id, report)
+        return
+    objects = ObjectStore.from_settings()
+    runner = _replay_runner(store, objects)
+    _print_state(
+        review.run_staging(store, migration_id, runner, actor=actor(), expected_version=expect_version, objects=objects)
+    )
 
 
 @migrate.command("status")
@@ -95,12 +105,46 @@ def status(
 @migrate.command("approve")
 def approve(
     migration_id: MigrationId,
-    reason: Annotated[str, typer.Option(help="why (required)")],
+    reviewer: ReviewerName = None,
+    key: KeyFile = None,
+    reason: Annotated[str, typer.Option(help="why (signed with the approval; required with --key)")] = "",
+    approval: Annotated[
+        Path | None, typer.Option(help="a signed approval from `migrate sign-approval` (instead of --reviewer/--key)")
+    ] = None,
     expect_version: Expect = None,
 ) -> None:
-    """Approve after review; you ($DRIFT_PIPELINE_ACTOR) are recorded as the reviewer."""
-    _print_state(
-        review.approve(open_store(), migration_id, reviewer=actor(), reason=reason, expected_version=expect_version)
+    """Approve after review with a signed statement: sign here (--reviewer NAME --key FILE --reason ...) or
+    hand in one signed elsewhere (--approval FILE). Regulated tenants: not by the proposer."""
+    store = open_store()
+    if approval is not None:
+        if reviewer or key:
+            raise InvalidInputError("give either --approval FILE or --reviewer and --key, not both")
+        signed = approvals.load_signed(approval)
+    else:
+        signed = _sign(store, migration_id, reviewer, key, reason)
+    objects = ObjectStore.from_settings()
+    _print_state(review.approve(store, migration_id, signed, expected_version=expect_version, objects=objects))
+
+
+@migrate.command("sign-approval")
+def sign_approval(
+    migration_id: MigrationId,
+    reviewer: ReviewerName = None,
+    key: KeyFile = None,
+    reason: Annotated[str, typer.Option(help="why (required; part of what is signed)")] = "",
+    reject: Annotated[bool, typer.Option("--reject", help="sign a rejection instead (for the Dagster job)")] = False,
+    output: Annotated[Path | None, typer.Option(help="write the signed approval here (default: stdout)")] = None,
+) -> None:
+    """Sign an approval of the migration's staged report without applying it (for `migrate approve
+    --approval FILE` or the Dagster approval job's `signed_approval` field)."""
+    signed = _sign(open_store(), migration_id, reviewer, key, reason, decision="rejected" if reject else "approved")
+    text = json.dumps(signed, indent=2, sort_keys=True)
+    if output is None:
+        print(text)
+        return
+    output.write_text(text + "\n", encoding="utf-8")
+    console.print(
+        f"signed approval of migration {migration_id} by {signed['statement']['reviewer']} written to {output}"
     )
 
 
@@ -135,16 +179,22 @@ def canary(
 def promote(
     migration_id: MigrationId,
     baseline_id: Annotated[
-        str | None, typer.Option(help="use this already built baseline of the candidate instead of snapshotting one")
+        str | None,
+        typer.Option(
+            help="use this existing baseline of the candidate (same tenant agent) instead of snapshotting one"
+        ),
     ] = None,
     reason: Reason = "",
     expect_version: Expect = None,
 ) -> None:
     """Pin the candidate in a new manifest revision with its new baseline."""
     store = open_store()
-    creator = (lambda _manifest, _migration: baseline_id) if baseline_id else _baseline_creator(store)
+    objects = ObjectStore.from_settings()
+    creator = (lambda _manifest, _migration: baseline_id) if baseline_id else _baseline_creator(store, objects)
     _print_state(
-        promotion.promote(store, migration_id, creator, actor=actor(), reason=reason, expected_version=expect_version)
+        promotion.promote(
+            store, migration_id, creator, actor=actor(), reason=reason, expected_version=expect_version, objects=objects
+        )
     )
 
 
@@ -201,52 +251,6 @@ def rollback_cmd(
     console.print(("[green]done[/green] " if result.changed else "[yellow]no-op[/yellow] ") + result.message)
 
 
-def evidence_cmd(
-    tenant_id: Annotated[str, typer.Argument(help="tenant")],
-    agent_id: Annotated[str, typer.Argument(help="agent")],
-    since: Annotated[str, typer.Option(help="the validation date to compare with (YYYY-MM-DD or ISO time)")],
-    report: Annotated[
-        Path | None, typer.Option(help="a drift report JSON to use instead of the newest stored one")
-    ] = None,
-    max_age_days: Annotated[int, typer.Option(help="a stored report older than this is not today's evidence")] = 2,
-    output: Annotated[Path | None, typer.Option(help="write the evidence JSON here (default: stdout)")] = None,
-    html: Annotated[Path | None, typer.Option(help="also write an HTML report here")] = None,
-) -> None:
-    """Is the model on this tenant's data today equivalent to the one validated then? (JSON + HTML)
-
-    Without --report the newest stored drift report of the pinned model is used; only a current,
-    equivalent one answers `equivalent`.
-    """
-    from drift_pipeline.detection import shadow
-    from drift_pipeline.persistence.objects import ObjectStore
-
-    when = parse_datetime(since, "--since")
-    assert when is not None
-    if max_age_days < 1:
-        raise InvalidInputError("--max-age-days must be at least 1")
-    objects = ObjectStore.from_settings()
-    data = evidence.build(
-        open_store(),
-        tenant_id,
-        agent_id,
-        when,
-        report=evidence.load_report(report) if report else None,
-        find_report=lambda t, a, m: shadow.latest_report(objects, t, a, m),
-        max_age=timedelta(days=max_age_days),
-    )
-    if html is not None:
-        evidence.write_html(data, html)
-    if output is None:
-        print(json.dumps(data, indent=2, sort_keys=True, default=str))
-        return
-    evidence.write_json(data, output)
-    answer = data["answer"]
-    console.print(f"[bold]{answer['verdict']}[/bold]: {answer['summary']}")
-    for note in answer["notes"]:
-        console.print(f"[yellow]note:[/yellow] {note}")
-    console.print(f"evidence written to {output}" + (f" and {html}" if html else ""))
-
-
 def scan_aliases(
     path: Annotated[Path, typer.Argument(help="file or directory of Python code")],
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
@@ -268,7 +272,6 @@ def scan_aliases(
 def register(app: typer.Typer) -> None:
     app.add_typer(migrate, name="migrate")
     app.command("rollback")(rollback_cmd)
-    app.command("evidence")(evidence_cmd)
     app.command("scan-aliases")(scan_aliases)
 
 
@@ -286,31 +289,45 @@ def _print_state(m: states.MigrationInfo) -> None:
     console.print(f"migration [bold]{m.id}[/bold] is [bold]{m.state}[/bold]{extra}; next: {nxt}")
 
 
-def _report_runner(path: Path) -> review.StagingRunner:
-    report = evidence.load_report(path)
-
-    def runner(manifest: Any, candidate: Any) -> dict[str, Any]:
-        if report.get("candidate") not in (None, candidate.model_id):
-            raise InvalidInputError(
-                f"{path} is a report for {report.get('candidate')!r}, not the candidate {candidate.model_id!r}"
-            )
-        return report
-
-    return runner
+def _attach(store: Store, migration_id: int, path: Path) -> None:
+    found = review.attach(store, migration_id, path, actor=actor())
+    console.print(
+        f"{path.name} attached to migration {migration_id} as [bold]{found['origin']}[/bold] "
+        f"(sha256 {found['sha256'][:16]}...): shown to reviewers, never approves or promotes; "
+        f"`migrate stage {migration_id}` runs the staging replay"
+    )
 
 
-def _replay_runner(store: Store) -> review.StagingRunner:
+def _sign(
+    store: Store, migration_id: int, reviewer: str | None, key: Path | None, reason: str, decision: str = "approved"
+) -> dict[str, Any]:
+    """The reviewer's signed statement over the migration as it stands in review (its stored staging report)."""
+    if not reviewer or key is None:
+        raise InvalidInputError("a signed approval needs --reviewer NAME and --key FILE (or --approval FILE)")
+    private = reviewers.load_private_key(key)
+    registered = reviewers.get(store, reviewer)
+    if reviewers.key_id(private.public_key()) != registered.key_id:
+        raise RefusedError(f"{key} is not the key registered for reviewer {registered.name!r}")
+    info = states.get(store, migration_id)
+    staged = review.verified_staging(store, info)
+    body = approvals.statement(
+        review.subject(info, staged.sha256), decision=decision, reviewer=registered.name, reason=reason
+    )
+    return approvals.sign(body, private)
+
+
+def _replay_runner(store: Store, objects: ObjectStore) -> review.StagingRunner:
     """Replay the agent's workflow suite against the candidate now (the offline model runs in-process)."""
     from drift_pipeline.migration import staging
 
-    return staging.ReplayStagingRunner(store, ObjectStore.from_settings(), progress=True)
+    return staging.ReplayStagingRunner(store, objects, progress=True)
 
 
-def _baseline_creator(store: Store) -> promotion.BaselineCreator:
+def _baseline_creator(store: Store, objects: ObjectStore) -> promotion.BaselineCreator:
     """Snapshot the candidate's baseline on the staging suite now."""
     from drift_pipeline.migration import staging
 
-    return staging.StagingBaselineCreator(store, ObjectStore.from_settings(), actor=actor(), progress=True)
+    return staging.StagingBaselineCreator(store, objects, actor=actor(), progress=True)
 
 
 def _registry_names() -> tuple[dict[str, str], set[str]]:

@@ -2,7 +2,8 @@
 
 Every key is optional because each step of the state machine adds its own: the proposal (`proposed_by`,
 `reason`, `forced`, `transitions`), staging (`staging` or `staging_error`), the review, the canary
-(`share_history`, `monitor`, `breach`) and the promotion (`promoted_revision`, `baseline_id`).
+(`share_history`, `monitor`, `breach`), the promotion (`promoted_revision`, `baseline_id`) and report files
+attached from outside (`attachments`, never relied on).
 
 Stored with `exclude_unset`, so a key that a step never set stays absent, exactly as in rows written
 before the model existed; unknown keys are kept (`extra="allow"`). Timestamps stay ISO 8601 strings:
@@ -50,6 +51,8 @@ class StagingAssessment(_Stored):
     passed: bool
     verdict: str  # "pass" | "fail"
     ran_at: str
+    report_id: str | None = None  # the stored report (`persistence.reports`) the assessment rests on
+    report_sha256: str | None = None
 
 
 class Review(_Stored):
@@ -57,6 +60,10 @@ class Review(_Stored):
     decision: str  # "approved" | "rejected"
     reason: str
     at: str
+    report_sha256: str | None = None  # the staging report the decision was taken on
+    key_id: str | None = None  # the reviewer's registered key (None: the automatic gate)
+    approval: dict[str, Any] | None = None  # the signed statement, kept verbatim for the evidence
+    approval_sha256: str | None = None
 
 
 class ShareStep(_Stored):
@@ -94,6 +101,8 @@ class MigrationDetails(_Stored):
     breach: Breach | None = None
     promoted_revision: int | None = None
     baseline_id: str | None = None
+    # Report files handed in from outside: shown to reviewers, marked `external, unverified`, never relied on.
+    attachments: list[dict[str, Any]] = Field(default_factory=list)
 
     @classmethod
     def load(cls, data: Mapping[str, Any] | None) -> MigrationDetails:

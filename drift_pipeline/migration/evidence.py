@@ -10,7 +10,6 @@ audit trail since the date, with the audit chain verified.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,14 +20,13 @@ from drift_pipeline import files
 from drift_pipeline.detection import verdicts
 from drift_pipeline.errors import InvalidInputError
 from drift_pipeline.migration import states
-from drift_pipeline.persistence import audit
+from drift_pipeline.persistence import audit, reports
 from drift_pipeline.persistence.db import Store
+from drift_pipeline.persistence.objects import ObjectStore
 from drift_pipeline.persistence.tables import AliasResolution, Baseline
 from drift_pipeline.versioning import manifests, registry
 
-SCHEMA_VERSION = "1.1"
-# Finds the newest stored drift report of (tenant, agent) against a model id, or None.
-ReportFinder = Callable[[str, str, str], dict[str, Any] | None]
+SCHEMA_VERSION = "1.2"
 MAX_REPORT_AGE = timedelta(days=2)  # the nightly replay runs daily: older evidence is not today's
 
 
@@ -38,20 +36,22 @@ def build(
     agent_id: str,
     since: datetime,
     *,
-    report: dict[str, Any] | None = None,
-    find_report: ReportFinder | None = None,
+    report_id: str | None = None,
+    attachments: list[dict[str, Any]] | None = None,
+    objects: ObjectStore | None = None,
     max_age: timedelta = MAX_REPORT_AGE,
 ) -> dict[str, Any]:
-    """Assemble the evidence. `report` is a drift report; else `find_report(tenant, agent, pinned model)`
-    looks up the newest stored one. Only a current, equivalent report for the pinned model answers
-    `equivalent` (docs/scoring.md, "Verdicts")."""
+    """Assemble the evidence. The answer rests only on a report the system stored (`report_id`, else the
+    newest stored drift report of the pinned model), verified on use (hash, audit entry, object copy);
+    only a current, equivalent one answers `equivalent` (docs/scoring.md, "Verdicts"). `attachments` (files
+    from outside, `reports.external_attachment`) are shown, marked `external, unverified`, never relied on."""
     history = manifests.history(store, tenant_id, agent_id)
     current = history[-1]
     validated = next((m for m in reversed(history) if _utc(m.created_at) <= since), history[0])
-    if report is None and find_report is not None:
-        report = find_report(tenant_id, agent_id, current.pinned_model_id)
+    stored = _stored_report(store, tenant_id, agent_id, current.pinned_model_id, report_id, objects)
+    report = stored.body if stored else None
     if report is not None:
-        _check_report(report, tenant_id, agent_id)
+        _check_report(report)
     now = audit.utcnow()
     chain = audit.verify(store)
     return {
@@ -69,6 +69,8 @@ def build(
         "current": _revision(current),
         "baseline": _baseline(store, current.behavioral_baseline_id),
         "drift_report": report,
+        "drift_report_ref": stored.reference() if stored else None,
+        "attachments": list(attachments or []),
         "tests": [_test(d) for d in (report or {}).get("dimensions", [])],
         "version_history": {
             "manifest_revisions": [_revision(m) for m in history],
@@ -85,14 +87,16 @@ def build(
     }
 
 
-def load_report(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise InvalidInputError(f"cannot read drift report {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise InvalidInputError(f"drift report {path} is not a JSON object")
-    return data
+def _stored_report(
+    store: Store, tenant_id: str, agent_id: str, pinned: str, report_id: str | None, objects: ObjectStore | None
+) -> reports.ReportInfo | None:
+    """The stored report the answer rests on, verified; another tenant's, agent's or model's is refused."""
+    if report_id is None:
+        found = reports.latest(store, tenant_id, agent_id, pinned, kind="drift")
+        if found is None:
+            return None
+        report_id = found.report_id
+    return reports.verify(store, report_id, tenant_id=tenant_id, agent_id=agent_id, model_id=pinned, objects=objects)
 
 
 def write_json(evidence: dict[str, Any], path: Path) -> None:
@@ -184,18 +188,11 @@ def _parse_time(value: Any) -> datetime | None:
         return None
 
 
-def _check_report(report: dict[str, Any], tenant_id: str, agent_id: str) -> None:
-    if not isinstance(report.get("dimensions"), list) or "drift_detected" not in report:
-        raise InvalidInputError("the drift report has no 'dimensions'/'drift_detected': not a drift report")
-    n_pairs = report.get("n_pairs")
-    if isinstance(n_pairs, bool) or not isinstance(n_pairs, int) or n_pairs < 1:
-        raise InvalidInputError(f"the drift report has no paired replays (n_pairs {n_pairs!r})")
+def _check_report(report: dict[str, Any]) -> None:
+    """Subject and pairs are checked by `reports.verify`; the margin is what the verdict is measured against."""
     margin = report.get("margin", report.get("threshold"))
     if isinstance(margin, bool) or not isinstance(margin, int | float) or not 0 < margin <= 1:
         raise InvalidInputError(f"the drift report's margin must be in (0, 1], got {margin!r}")
-    for key, want in (("tenant_id", tenant_id), ("agent_id", agent_id)):
-        if report.get(key) not in (None, want):
-            raise InvalidInputError(f"the drift report is for {key} {report.get(key)!r}, not {want!r}")
 
 
 def _test(dim: dict[str, Any]) -> dict[str, Any]:
@@ -282,7 +279,11 @@ def _migration(m: states.MigrationInfo) -> dict[str, Any]:
         "to_model_id": m.to_model_id,
         "state": m.state,
         "readiness": m.readiness,
-        "review": m.details.get("review"),
+        "review": m.details.get("review"),  # with the signed approval statement, when a reviewer signed
+        "staging_report": {k: (m.details.get("staging") or {}).get(k) for k in ("report_id", "report_sha256")},
+        "attachments": [
+            {k: a.get(k) for k in ("origin", "file", "sha256", "by")} for a in m.details.get("attachments", [])
+        ],
         "breach": m.details.get("breach"),
         "created_at": m.created_at.isoformat(),
         "updated_at": m.updated_at.isoformat(),
@@ -331,6 +332,8 @@ th,td{border:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:t
 
 <h2>Tests (latest replay)</h2>
 {% if e.answer.report_age_hours is defined %}<p>Report {{ e.answer.report_uri | fmt }}, generated {{ e.answer.report_generated_at }} ({{ e.answer.report_age_hours }} hours before this evidence).</p>{% endif %}
+{% if e.drift_report_ref %}<p>Stored report {{ e.drift_report_ref.report_id }}, sha256 <code>{{ e.drift_report_ref.sha256 }}</code> (verified against the store, the audit log and its object copy).</p>{% endif %}
+{% for a in e.attachments %}<p class="bad">Attached file {{ a.file }} (sha256 <code>{{ a.sha256 }}</code>): {{ a.origin }}; not part of the answer.</p>{% endfor %}
 {% if e.tests %}<table><tr><th>dimension</th><th>test</th><th>validated</th><th>today</th><th>effect</th><th>equivalence interval</th><th>margin</th><th>p adj.</th><th>n</th><th>verdict</th></tr>
 {% for t in e.tests %}<tr><td>{{ t.name }}</td><td>{{ t.test | fmt }}</td><td>{{ t.baseline_value | fmt }}</td><td>{{ t.candidate_value | fmt }}</td><td>{{ t.effect | fmt }}</td>
 <td>[{{ t.equivalence_low | fmt }}, {{ t.equivalence_high | fmt }}]</td><td>&plusmn;{{ t.margin | fmt }}</td><td>{{ t.p_adjusted | fmt }}</td><td>{{ t.n | fmt }}</td><td>{% if t.verdict == "drift" %}<span class="bad">drift</span>{% else %}{{ t.verdict | fmt }}{% endif %}</td></tr>{% endfor %}</table>
@@ -346,7 +349,7 @@ th,td{border:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:t
 <h2>Migrations</h2>
 {% if e.migrations %}<table><tr><th>id</th><th>from</th><th>to</th><th>state</th><th>readiness</th><th>review</th><th>updated</th></tr>
 {% for m in e.migrations %}<tr><td>{{ m.id }}</td><td>{{ m.from_model_id }}</td><td>{{ m.to_model_id }}</td><td>{{ m.state }}</td><td>{{ m.readiness }}</td>
-<td>{% if m.review %}{{ m.review.decision }} by {{ m.review.reviewer }}: {{ m.review.reason }}{% endif %}</td><td>{{ m.updated_at }}</td></tr>{% endfor %}</table>
+<td>{% if m.review %}{{ m.review.decision }} by {{ m.review.reviewer }}{% if m.review.get('key_id') %} (signed, key {{ m.review.key_id }}){% endif %}: {{ m.review.reason }}{% endif %}</td><td>{{ m.updated_at }}</td></tr>{% endfor %}</table>
 {% else %}<p>None.</p>{% endif %}
 
 <h2>Audit trail since {{ e.since }}</h2>

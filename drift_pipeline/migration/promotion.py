@@ -1,8 +1,8 @@
 """After approval: the canary, its monitoring verdict, the promotion, and the abort at any open step.
 
 `start_canary` routes a growing share of sessions to the candidate; `observe` folds live outcomes of both
-slices into the always-valid test (`canary`) and aborts the canary on a breach; `promote` pins the
-candidate with a new baseline in one manifest revision. Each write bumps the store's change counter when
+slices into the always-valid test (`canary`) and aborts the canary on a breach; `promote` verifies the
+approval again and pins the candidate with its own baseline in one manifest revision. Each write bumps the store's change counter when
 routing changes, so every resolver, in any process, re-reads it.
 """
 
@@ -13,11 +13,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from sqlalchemy.orm import Session
+
 from drift_pipeline.errors import InvalidInputError, RefusedError
-from drift_pipeline.migration import canary, states
+from drift_pipeline.migration import approvals, canary, review, states
 from drift_pipeline.migration.details import Breach, CanaryMonitor, MigrationDetails, ShareStep, edit_details
-from drift_pipeline.persistence import audit
+from drift_pipeline.persistence import audit, refusals
 from drift_pipeline.persistence.db import Store
+from drift_pipeline.persistence.objects import ObjectStore
+from drift_pipeline.persistence.tables import Baseline, Migration, Tenant
 from drift_pipeline.versioning import manifests
 
 log = logging.getLogger(__name__)
@@ -120,21 +124,79 @@ def promote(
     actor: str,
     reason: str = "",
     expected_version: int | None = None,
+    objects: ObjectStore | None = None,
 ) -> states.MigrationInfo:
     """Pin the candidate in a new manifest revision with a new baseline snapshotted from its replays.
 
-    The baseline is created first (an immutable snapshot: harmless if the promotion is then refused);
-    manifest revision, migration state and audit entries commit in one transaction.
+    The approval and the staging report it rests on are verified again first; the baseline must exist and
+    be the candidate's own baseline of this tenant agent. The baseline is created first (an immutable
+    snapshot: harmless if the promotion is then refused); manifest revision, migration state and audit
+    entries commit in one transaction. A refusal changes nothing and is audited.
     """
-    info = states.get(store, migration_id)
-    states.check_version(info.id, info.state, info.version, expected_version)  # before the (slow) snapshot
-    states.check_allowed(info.id, info.state, "promoted")
-    manifest = manifests.current(store, info.tenant_id, info.agent_id)
-    baseline_id = baseline_creator(manifest, info)
+    with refusals.audited(
+        store,
+        actor=actor,
+        action="migration.promote_refused",
+        subject=f"migration-{migration_id}",
+        tenant_id=lambda: states.get(store, migration_id).tenant_id,
+    ):
+        info = states.get(store, migration_id)
+        states.check_version(info.id, info.state, info.version, expected_version)  # before the (slow) snapshot
+        states.check_allowed(info.id, info.state, "promoted")
+        check_approval(store, info, objects)
+        manifest = manifests.current(store, info.tenant_id, info.agent_id)
+        baseline_id = baseline_creator(manifest, info)
+        return _promote(store, migration_id, baseline_id, actor=actor, reason=reason, expected_version=expected_version)
+
+
+def check_approval(store: Store, info: states.MigrationInfo, objects: ObjectStore | None = None) -> None:
+    """Verify on use what approved the migration: the stored staging report (hash, audit entry, copy) and
+    either the automatic gate's checks recomputed from it or the reviewer's signed statement."""
+    staged = review.verified_staging(store, info, objects)
+    details = MigrationDetails.load(info.details)
+    decision = details.review
+    if decision is None or decision.decision != "approved":
+        raise RefusedError(f"migration {info.id} has no approval on record")
+    if decision.reviewer == review.AUTO_REVIEWER:
+        if not all(c["passed"] for c in review.staging_checks(staged.body)):
+            raise RefusedError(f"migration {info.id} was approved automatically, but its stored report does not pass")
+        if _regulated(store, info.tenant_id):
+            raise RefusedError(f"tenant {info.tenant_id!r} is regulated: migration {info.id} needs a signed approval")
+        return
+    if decision.approval is None:
+        raise RefusedError(f"migration {info.id}'s approval is not signed: a registered reviewer must sign it")
+    verified = approvals.verify(store, decision.approval, review.subject(info, staged.sha256))
+    if verified.decision != "approved":
+        raise RefusedError(f"migration {info.id}'s signed decision is {verified.decision!r}")
+
+
+def check_baseline(session: Session, baseline_id: str, row: Migration) -> None:
+    """The promoted pin's baseline must exist and be a baseline of the candidate for this tenant agent."""
+    found = session.get(Baseline, baseline_id)
+    if found is None:
+        raise RefusedError(f"baseline {baseline_id!r} does not exist: nothing was changed")
+    want = (row.tenant_id, row.agent_id, row.to_model_id)
+    if (found.tenant_id, found.agent_id, found.model_id) != want:
+        raise RefusedError(
+            f"baseline {baseline_id!r} is of {found.tenant_id}/{found.agent_id} on {found.model_id}, not of "
+            f"the candidate {row.to_model_id} of {row.tenant_id}/{row.agent_id}: nothing was changed"
+        )
+
+
+def _regulated(store: Store, tenant_id: str) -> bool:
+    with store.session() as session:
+        tenant = session.get(Tenant, tenant_id)
+        return bool(tenant and tenant.regulated)
+
+
+def _promote(
+    store: Store, migration_id: int, baseline_id: str, *, actor: str, reason: str, expected_version: int | None
+) -> states.MigrationInfo:
     with store.transaction() as session:
-        tenant = manifests.lock_tenant(session, info.tenant_id)
+        tenant = manifests.lock_tenant(session, states.get(store, migration_id).tenant_id)
         row = states.lock(session, migration_id, expected_version, tenant_locked=True)
         states.check_allowed(row.id, row.state, "promoted")
+        check_baseline(session, baseline_id, row)
         current = states.latest_revision(session, row.tenant_id, row.agent_id)
         if current.pinned_model_id != row.from_model_id:
             raise RefusedError(

@@ -1,22 +1,26 @@
 """Before the candidate serves anyone: propose a migration, stage it, and review it (approve or reject).
 
 Staging replays the agent's workflow suite against the candidate (an injected `StagingRunner` returns a
-drift report). Regulated tenants always need a human approval (by someone other than the proposer); other
-tenants are approved automatically only when every staging check passes. Locking, allowed steps and
-audit entries are the state machine's (`states`).
+drift report), and the report is stored with its hash (`persistence.reports`): only that stored report
+can approve. Regulated tenants always need a human approval signed by a registered reviewer other than
+the proposer (`approvals`); other tenants are approved automatically only when every staging check
+passes. A report file from outside is only an attachment (`attach`). Locking, allowed steps and audit
+entries are the state machine's (`states`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 from drift_pipeline.detection import verdicts
 from drift_pipeline.errors import InvalidInputError, RefusedError
-from drift_pipeline.migration import states
+from drift_pipeline.migration import approvals, reviewers, states
 from drift_pipeline.migration.details import MigrationDetails, Review, StagingAssessment, edit_details
-from drift_pipeline.persistence import audit
+from drift_pipeline.persistence import audit, refusals, reports
 from drift_pipeline.persistence.db import Store
+from drift_pipeline.persistence.objects import ObjectStore
 from drift_pipeline.persistence.tables import Migration, Tenant
 from drift_pipeline.versioning import manifests, registry
 
@@ -67,12 +71,19 @@ def propose(
 
 
 def run_staging(
-    store: Store, migration_id: int, runner: StagingRunner, *, actor: str, expected_version: int | None = None
+    store: Store,
+    migration_id: int,
+    runner: StagingRunner,
+    *,
+    actor: str,
+    expected_version: int | None = None,
+    objects: ObjectStore | None = None,
 ) -> states.MigrationInfo:
-    """Replay the workflow suite against the candidate, record report and verdict, move on to review.
+    """Replay the workflow suite against the candidate, store the report (and its copy in `objects`) with
+    its hash, record the verdict, move on to review.
 
-    A non-regulated tenant whose checks all pass is approved automatically; a runner failure returns the
-    migration to `proposed` with the error recorded (retry with another `stage`).
+    A non-regulated tenant whose checks all pass is approved automatically; a runner failure (or a report
+    about another subject, or with no pairs) returns the migration to `proposed` with the error recorded.
     """
     with store.transaction() as session:
         row = states.lock(session, migration_id, expected_version)
@@ -83,6 +94,7 @@ def run_staging(
     try:
         report = runner(manifest, candidate)
         checks = staging_checks(report)
+        reports.check_subject(report, tenant_id, agent_id, to_model_id)
     except Exception as exc:
         with store.transaction() as session:
             row = states.lock(session, migration_id, version)
@@ -93,6 +105,17 @@ def run_staging(
     passed = all(c["passed"] for c in checks)
     with store.transaction() as session:
         row = states.lock(session, migration_id, version)
+        stored = reports.record(
+            store,
+            session,
+            kind="staging",
+            tenant_id=tenant_id,
+            agent_id=agent_id,
+            model_id=to_model_id,
+            body=report,
+            actor=actor,
+            objects=objects,
+        )
         with edit_details(row) as details:
             details.staging = StagingAssessment(
                 report=_trim(report),
@@ -100,19 +123,21 @@ def run_staging(
                 passed=passed,
                 verdict="pass" if passed else "fail",
                 ran_at=audit.utcnow().isoformat(),
+                report_id=stored.report_id,
+                report_sha256=stored.sha256,
             )
         summary = f"staging {'passed' if passed else 'failed'}: " + ", ".join(
             c["name"] for c in checks if not c["passed"]
         )
-        states.transition(
-            store, session, row, "review", actor=actor, reason=summary.rstrip(": "), extra={"staging": checks}
-        )
+        extra = {"staging": checks, "report_id": stored.report_id, "report_sha256": stored.sha256}
+        states.transition(store, session, row, "review", actor=actor, reason=summary.rstrip(": "), extra=extra)
         regulated = session.get(Tenant, row.tenant_id).regulated
         if passed and not regulated:
-            why = "every staging check passed"
+            why = f"every staging check of report {stored.report_id} passed"
             with edit_details(row) as details:
-                details.review = _review(AUTO_REVIEWER, "approved", why)
-            states.transition(store, session, row, "approved", actor=AUTO_REVIEWER, reason=why)
+                details.review = _review(AUTO_REVIEWER, "approved", why, report_sha256=stored.sha256)
+            extra = {"report_id": stored.report_id, "report_sha256": stored.sha256}
+            states.transition(store, session, row, "approved", actor=AUTO_REVIEWER, reason=why, extra=extra)
         return states.to_info(row)
 
 
@@ -133,27 +158,84 @@ def staging_checks(report: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def approve(
-    store: Store, migration_id: int, *, reviewer: str, reason: str, expected_version: int | None = None
+    store: Store,
+    migration_id: int,
+    signed: Mapping[str, Any],
+    *,
+    expected_version: int | None = None,
+    objects: ObjectStore | None = None,
 ) -> states.MigrationInfo:
-    """Human approval after staging (mandatory for regulated tenants; required when a check failed)."""
-    _require_review_fields(reviewer, reason)
-    with store.transaction() as session:
-        row = states.lock(session, migration_id, expected_version)
-        proposer = MigrationDetails.load(row.details).proposed_by
-        if session.get(Tenant, row.tenant_id).regulated and reviewer == proposer:
-            raise RefusedError(
-                f"tenant {row.tenant_id!r} is regulated: the proposer {reviewer!r} cannot approve their own migration"
+    """Human approval after staging, as a signed statement (`approvals`) by a registered reviewer; mandatory
+    for regulated tenants (and then by someone other than the proposer), required when a check failed."""
+    return decide(store, migration_id, signed, expected_version=expected_version, objects=objects, only="approved")
+
+
+def decide(
+    store: Store,
+    migration_id: int,
+    signed: Mapping[str, Any],
+    *,
+    expected_version: int | None = None,
+    objects: ObjectStore | None = None,
+    only: str | None = None,
+) -> states.MigrationInfo:
+    """Apply a signed decision (approved or rejected), verified against the stored staging report."""
+    claimed = approvals.claimed_reviewer(signed)
+    with refusals.audited(
+        store,
+        actor=f"unverified:{claimed}",  # who the statement claims: not proven
+        action="migration.review_refused",
+        subject=f"migration-{migration_id}",
+        tenant_id=lambda: states.get(store, migration_id).tenant_id,
+    ):
+        info = states.get(store, migration_id)
+        states.check_allowed(info.id, info.state, only or "approved")  # a closed migration: say so first
+        staged = verified_staging(store, info, objects)
+        verified = approvals.verify(store, signed, subject(info, staged.sha256))
+        if only is not None and verified.decision != only:
+            raise RefusedError(f"the signed statement's decision is {verified.decision!r}, not {only!r}")
+        with store.transaction() as session:
+            row = states.lock(session, migration_id, expected_version)
+            if MigrationDetails.load(row.details).staging.report_sha256 != staged.sha256:  # type: ignore[union-attr]
+                raise RefusedError(f"migration {row.id} was staged again meanwhile: sign the new report")
+            proposer = MigrationDetails.load(row.details).proposed_by or ""
+            if (
+                verified.decision == "approved"
+                and session.get(Tenant, row.tenant_id).regulated
+                and reviewers.identity_key(proposer) == reviewers.identity_key(verified.reviewer)
+            ):
+                raise RefusedError(
+                    f"tenant {row.tenant_id!r} is regulated: {verified.reviewer!r} proposed migration {row.id} "
+                    "and cannot approve it; another registered reviewer must sign"
+                )
+            states.check_allowed(row.id, row.state, verified.decision)
+            with edit_details(row) as details:
+                details.review = _review(
+                    verified.reviewer,
+                    verified.decision,
+                    verified.reason,
+                    report_sha256=staged.sha256,
+                    key_id=verified.key_id,
+                    approval=verified.signed,
+                    approval_sha256=verified.sha256,
+                )
+            extra = {"approval": verified.signed, "approval_sha256": verified.sha256, "key_id": verified.key_id}
+            states.transition(
+                store,
+                session,
+                row,
+                verified.decision,
+                actor=f"reviewer:{verified.reviewer}",
+                reason=verified.reason,
+                extra=extra,
             )
-        states.check_allowed(row.id, row.state, "approved")
-        with edit_details(row) as details:
-            details.review = _review(reviewer, "approved", reason)
-        states.transition(store, session, row, "approved", actor=reviewer, reason=reason)
-        return states.to_info(row)
+            return states.to_info(row)
 
 
 def reject(
     store: Store, migration_id: int, *, reviewer: str, reason: str, expected_version: int | None = None
 ) -> states.MigrationInfo:
+    """Reject (stopping a migration needs no signature: it can only keep the pinned version in place)."""
     _require_review_fields(reviewer, reason)
     with store.transaction() as session:
         row = states.lock(session, migration_id, expected_version)
@@ -164,8 +246,62 @@ def reject(
         return states.to_info(row)
 
 
-def _review(reviewer: str, decision: str, reason: str) -> Review:
-    return Review(reviewer=reviewer, decision=decision, reason=reason, at=audit.utcnow().isoformat())
+def attach(store: Store, migration_id: int, path: Path, *, actor: str) -> dict[str, Any]:
+    """Keep a report file from outside with the migration, marked `external, unverified`: reviewers see it,
+    nothing relies on it (it never stages, approves or promotes)."""
+    with refusals.audited(
+        store,
+        actor=actor,
+        action="migration.attach_refused",
+        subject=f"migration-{migration_id}",
+        tenant_id=lambda: states.get(store, migration_id).tenant_id,
+    ):
+        info = states.get(store, migration_id)
+        attachment = reports.external_attachment(path, info.tenant_id, info.agent_id, info.to_model_id)
+        with store.transaction() as session:
+            row = states.lock(session, migration_id, None)
+            with edit_details(row) as details:
+                details.attachments = [*details.attachments, {**attachment, "by": actor}]
+            states.record(
+                store,
+                session,
+                row,
+                "attachment",
+                actor=actor,
+                reason=f"report file {path.name} attached as {reports.EXTERNAL}",
+                before=None,
+                extra={"attachment_sha256": attachment["sha256"], "origin": reports.EXTERNAL},
+            )
+        return attachment
+
+
+def verified_staging(
+    store: Store, info: states.MigrationInfo, objects: ObjectStore | None = None
+) -> reports.ReportInfo:
+    """The stored staging report the migration rests on, re-verified (hash, audit entry, object copy)."""
+    staging = MigrationDetails.load(info.details).staging
+    if staging is None or not staging.report_id:
+        raise RefusedError(
+            f"migration {info.id} has no staging report produced by drift-pipeline: run `migrate stage {info.id}`"
+        )
+    return reports.verify(
+        store,
+        staging.report_id,
+        tenant_id=info.tenant_id,
+        agent_id=info.agent_id,
+        model_id=info.to_model_id,
+        expected_sha256=staging.report_sha256,
+        objects=objects,
+    )
+
+
+def subject(info: states.MigrationInfo, report_sha256: str) -> approvals.Subject:
+    """What a signed approval of this migration must name."""
+    return approvals.Subject(info.id, info.tenant_id, info.agent_id, info.to_model_id, report_sha256)
+
+
+def _review(reviewer: str, decision: str, reason: str, **signed: Any) -> Review:
+    return Review(reviewer=reviewer, decision=decision, reason=reason, at=audit.utcnow().isoformat(), **signed)
 
 
 def _require_review_fields(reviewer: str, reason: str) -> None:

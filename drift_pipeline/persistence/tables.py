@@ -191,6 +191,41 @@ class Baseline(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class StoredReport(Base):
+    """A drift report or staging result the system produced, bound to its origin by its content hash.
+
+    Only reports recorded here can approve, promote or answer evidence; the same canonical bytes are
+    copied to object storage and the hash is in the audit log, so an edit of this row is caught on use.
+    """
+
+    __tablename__ = "stored_reports"
+    __table_args__ = (Index("ix_stored_report_subject", "tenant_id", "agent_id", "model_id", "kind"),)
+
+    report_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # "drift" (nightly replay) | "staging"
+    tenant_id: Mapped[str] = mapped_column(ID)
+    agent_id: Mapped[str] = mapped_column(ID)
+    model_id: Mapped[str] = mapped_column(ID)
+    sha256: Mapped[str] = mapped_column(String(64))
+    body: Mapped[dict[str, Any]] = mapped_column()
+    uri: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class Reviewer(Base):
+    """A registered principal who may sign migration approvals; `name` is the normalised name."""
+
+    __tablename__ = "reviewers"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    public_key_pem: Mapped[str] = mapped_column(Text)
+    key_id: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
 class AlertIncident(Base):
     """One incident per tenant, agent and drift episode: the deduplication key for alerts."""
 

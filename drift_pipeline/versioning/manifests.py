@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from drift_pipeline.errors import IntegrityError, InvalidInputError, NotFoundError, RefusedError
 from drift_pipeline.identifiers import check_identifier
-from drift_pipeline.persistence import audit
+from drift_pipeline.persistence import audit, refusals
 from drift_pipeline.persistence.db import Store
 from drift_pipeline.persistence.tables import Baseline, ManifestRevision, Tenant
 from drift_pipeline.versioning import registry
@@ -76,9 +77,13 @@ def pin(
     threshold: float | None = None,
     config: AgentConfig | None = None,
     reason: str = "",
+    baseline_id: str | None = None,
 ) -> Manifest:
-    """Pin an agent to an exact registered version (a new revision; creates the manifest if needed)."""
+    """Pin an agent to an exact registered version (a new revision; creates the manifest if needed), with
+    `baseline_id` as its baseline when given (it must exist and be of this tenant agent and model)."""
     changes: dict[str, Any] = {"pinned_model_id": model_id}
+    if baseline_id is not None:
+        changes["behavioral_baseline_id"] = baseline_id
     if threshold is not None:
         changes["drift_alert_threshold"] = threshold
     if config is not None:
@@ -118,7 +123,15 @@ def update(
     on an older read, such as a migration gate).
     """
     check_identifier(agent_id, "agent id")
-    with store.transaction() as session:
+    # A refused baseline (unknown, another tenant's or model's) is itself audited: someone tried to point at it.
+    guard = (
+        refusals.audited(
+            store, actor=actor, action=f"{action}_refused", subject=f"{tenant_id}/{agent_id}", tenant_id=tenant_id
+        )
+        if "behavioral_baseline_id" in changes
+        else nullcontext()
+    )
+    with guard, store.transaction() as session:
         tenant = lock_tenant(session, tenant_id)
         current = latest_row(session, tenant_id, agent_id)
         if expected_revision is not None and (current.revision if current else 0) != expected_revision:
@@ -271,7 +284,9 @@ def _check_baseline(session: Session, baseline_id: str, tenant_id: str, agent_id
     tenant's baseline would replay its prompts under this tenant's prefix, another model's would make every
     verdict meaningless."""
     row = session.get(Baseline, baseline_id)
-    if row is not None and (row.tenant_id, row.agent_id, row.model_id) != (tenant_id, agent_id, model_id):
+    if row is None:
+        raise RefusedError(f"baseline {baseline_id!r} does not exist: build it first (the behavioral_baselines asset)")
+    if (row.tenant_id, row.agent_id, row.model_id) != (tenant_id, agent_id, model_id):
         raise RefusedError(
             f"baseline {baseline_id} belongs to {row.tenant_id}/{row.agent_id} on {row.model_id}, "
             f"not {tenant_id}/{agent_id} on {model_id}"

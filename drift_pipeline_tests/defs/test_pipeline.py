@@ -28,6 +28,7 @@ from drift_pipeline.alerts.router import AlertRouter
 from drift_pipeline.alerts.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 from drift_pipeline.definitions import build_defs
 from drift_pipeline.defs.alerts.sensors import alerts_for_run
+from drift_pipeline.defs.demo.driver import evidence_for_tenant
 from drift_pipeline.defs.detection.sensors import silent_change_tick
 from drift_pipeline.defs.partitions import key
 from drift_pipeline.defs.resources import ObjectStorage
@@ -325,6 +326,12 @@ def test_story_on_the_embedded_default(offline_base: None, home: Path, tmp_path:
         alerts_for_run(instance, drifted.run_id, router)  # the same run's events again: one incident, no resend
         assert len(alert_receiver.requests("/incidents")) == 1
         assert audit.verify(store).ok
+        # The nightly replay stored its reports with their hashes: the tenant's evidence bundle rests on one
+        # and verifies offline against the published audit key (evidence_for_tenant raises otherwise).
+        bundle = evidence_for_tenant(store, objects, tmp_path, CONSENTING, AGENT)
+        ev = json.loads((bundle / "evidence.json").read_text())
+        assert ev["drift_report_ref"]["origin"] == "system" and (bundle / "report.json").exists()
+        assert ev["answer"]["verdict"] == "not equivalent"  # the silent update drifted
         story.print_timings()
 
 

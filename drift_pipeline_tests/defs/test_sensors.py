@@ -23,6 +23,7 @@ from drift_pipeline.detection.offline import variants
 from drift_pipeline.persistence.db import Store
 from drift_pipeline.persistence.objects import ObjectStore
 from drift_pipeline.versioning import manifests, registry, tenants
+from drift_pipeline_tests.plugins.migration import add_baseline
 from drift_pipeline_tests.plugins.providers import FakeOpenAI
 
 OFFLINE = variants.MODEL_ID
@@ -129,6 +130,7 @@ def test_silent_offline_revision_is_noticed_by_the_probe(sensor_setup: dict[str,
     registry.add_version(store, "offline", OFFLINE, actor="t")
     pin(store, "acme", "support", OFFLINE)
     pin(store, "globex", "bot", OFFLINE)
+    add_baseline(store, "bl-acme", "acme", "support", OFFLINE)
     manifests.set_baseline(store, "acme", "support", "bl-acme", actor="t")  # globex has no baseline yet
     first = detection_sensors.silent_change_tick(store, objects, None, prompts=prompts)  # reference + noise floor
     assert not first.run_requests

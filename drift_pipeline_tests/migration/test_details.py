@@ -46,4 +46,4 @@ def test_each_step_adds_only_its_own_keys(pinned_store, staging_ok, baseline_cre
     assert set(stored) - set(m.details) == set() and "monitor" not in stored and "staging_error" not in stored
     assert {"promoted_revision", "baseline_id", "share_history"} <= set(stored)
     assert stored["transitions"][0] == {**stored["transitions"][0], "from": "proposed", "to": "staging"}
-    assert set(stored["staging"]) == {"report", "checks", "passed", "verdict", "ran_at"}
+    assert set(stored["staging"]) == {"report", "checks", "passed", "verdict", "ran_at", "report_id", "report_sha256"}

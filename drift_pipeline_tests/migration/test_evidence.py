@@ -9,12 +9,15 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from drift_pipeline.cli import evidence as evidence_cli
 from drift_pipeline.cli import migrate
-from drift_pipeline.errors import DriftPipelineError, InvalidInputError
-from drift_pipeline.migration import evidence, promotion, review
+from drift_pipeline.cli import reviewers as reviewers_cli
+from drift_pipeline.errors import DriftPipelineError, RefusedError
+from drift_pipeline.migration import evidence, promotion, review, states
+from drift_pipeline.persistence import reports
 from drift_pipeline.persistence.tables import Baseline
 from drift_pipeline.versioning import manifests, registry, tenants
-from drift_pipeline_tests.plugins.migration import drift_report
+from drift_pipeline_tests.plugins.migration import FakeStagingRunner, add_baseline, drift_report
 
 
 def test_evidence_answers_with_tests_history_and_audit(pinned_store, staging_ok, baseline_creator):
@@ -29,7 +32,9 @@ def test_evidence_answers_with_tests_history_and_audit(pinned_store, staging_ok,
     registry.set_alias(pinned_store, "m-latest", "m-3", actor="sensor")
 
     report = {**drift_report("m-2", "m-2", drifted=("refusal",)), "tenant_id": "acme", "agent_id": "support"}
-    ev = evidence.build(pinned_store, "acme", "support", then, report=report)
+    stored = _stored(pinned_store, report, "m-2")
+    ev = evidence.build(pinned_store, "acme", "support", then)
+    assert ev["drift_report_ref"] == stored.reference() and ev["drift_report"] == report
     assert ev["answer"]["verdict"] == "not equivalent" and ev["answer"]["summary"] == "drift detected in refusal"
     assert ev["answer"]["notes"] == ["the pin changed since then: m-1 (revision 2) -> m-2 (revision 3)"]
     assert (ev["validated"]["pinned_model_id"], ev["current"]["pinned_model_id"]) == ("m-1", "m-2")
@@ -57,11 +62,9 @@ def test_evidence_is_equivalent_only_on_a_current_equivalent_report_of_the_pinne
     assert ev["answer"]["verdict"] == "inconclusive" and "no drift report" in ev["answer"]["summary"]
     assert ev["tests"] == [] and ev["drift_report"] is None
 
-    def finder(report):
-        return lambda t, a, m: {**report, "tenant_id": t, "agent_id": a}
-
     def answer(report, **kwargs):
-        return evidence.build(pinned_store, "acme", "support", now, find_report=finder(report), **kwargs)["answer"]
+        _stored(pinned_store, {**report, "tenant_id": "acme", "agent_id": "support"}, report["candidate"])
+        return evidence.build(pinned_store, "acme", "support", now, **kwargs)["answer"]
 
     ok = answer(drift_report("m-1", "m-1"))
     assert ok["verdict"] == "equivalent" and "within +/-0.05 over 400 paired replays" in ok["summary"]
@@ -70,11 +73,12 @@ def test_evidence_is_equivalent_only_on_a_current_equivalent_report_of_the_pinne
     assert few["verdict"] == "inconclusive" and "about 900 pairs" in few["summary"]
     stale = answer({**drift_report("m-1", "m-1"), "generated_at": (now - timedelta(days=5)).isoformat()})
     assert stale["verdict"] == "inconclusive" and "5 day(s) old" in stale["summary"]
-    other = answer(drift_report("m-0", "m-2"))
-    assert other["verdict"] == "inconclusive" and "not the pinned m-1" in other["summary"]
+    other = _stored(pinned_store, drift_report("m-0", "m-2"), "m-2")
+    with pytest.raises(RefusedError, match="is about 'm-2', not 'm-1'"):
+        evidence.build(pinned_store, "acme", "support", now, report_id=other.report_id)
     # A verdict string alone proves nothing: the interval must lie inside the margin.
     lying = drift_report("m-1", "m-1")
-    lying["dimensions"][0] = {**lying["dimensions"][0], "equivalence_low": -0.2, "equivalence_high": float("nan")}
+    lying["dimensions"][0] = {**lying["dimensions"][0], "equivalence_low": -0.2, "equivalence_high": 0.2}
     assert answer(lying)["verdict"] == "inconclusive"
     assert answer(drift_report("m-1", "m-1", drifted=("length",)))["verdict"] == "not equivalent"
 
@@ -90,13 +94,30 @@ def test_evidence_is_equivalent_only_on_a_current_equivalent_report_of_the_pinne
     ],
 )
 def test_evidence_refuses_reports_it_cannot_rest_on(pinned_store, report, error):
-    with pytest.raises(InvalidInputError, match=error):
-        evidence.build(pinned_store, "acme", "support", datetime.now(UTC), report=report)
+    with pytest.raises(DriftPipelineError, match=error):
+        stored = _stored(pinned_store, report, "m-1")
+        evidence.build(pinned_store, "acme", "support", datetime.now(UTC), report_id=stored.report_id)
+
+
+def _stored(store, body, model_id, tenant_id="acme"):
+    """A report as the nightly replay stores it (with its hash, audited)."""
+    with store.transaction() as session:
+        return reports.record(
+            store,
+            session,
+            kind="drift",
+            tenant_id=tenant_id,
+            agent_id="support",
+            model_id=model_id,
+            body=body,
+            actor="nightly",
+        )
 
 
 def _app() -> typer.Typer:
     app = typer.Typer()
-    migrate.register(app)
+    for group in (migrate, reviewers_cli, evidence_cli):
+        group.register(app)
     return app
 
 
@@ -108,6 +129,7 @@ def test_cli_migration_rollback_and_evidence(home, tmp_path, monkeypatch):
         registry.add_version(store, "offline", model, actor="setup")
     tenants.add_tenant(store, "bank", regulated=True, actor="setup")
     manifests.pin(store, "bank", "support", "m-1", actor="setup")
+    add_baseline(store, "bl-m-2", "bank", "support", "m-2")
     report = tmp_path / "staging.json"
     report.write_text(json.dumps(drift_report("m-1", "m-2")))
     cli = CliRunner()
@@ -118,14 +140,19 @@ def test_cli_migration_rollback_and_evidence(home, tmp_path, monkeypatch):
         assert result.exit_code == 0, (args, result.output, result.exception)
         return result.stdout
 
-    assert "migration 1 is review (staging passed); next: approved" in run(
-        "migrate", "propose", "bank", "support", "m-2", "--report", str(report)
-    )
+    attached = run("migrate", "propose", "bank", "support", "m-2", "--report", str(report))
+    assert "as external, unverified" in attached and states.get(store, 1).state == "proposed"
+    review.run_staging(store, 1, FakeStagingRunner(), actor="alice")  # the system's own staging replay
     refused = cli.invoke(_app(), ["migrate", "promote", "1", "--baseline-id", "bl-2"])
     assert isinstance(refused.exception, DriftPipelineError) and "is review: cannot move to promoted" in str(
         refused.exception
     )
-    run("migrate", "approve", "1", "--reason", "reviewed staging", who="carol")
+    key = tmp_path / "carol.pem"
+    run("reviewers", "add", "Carol", "--generate-key", "--private-key-out", str(key), who="admin")
+    assert key.stat().st_mode & 0o777 == 0o600
+    run(
+        "migrate", "approve", "1", "--reviewer", "carol", "--key", str(key), "--reason", "reviewed staging", who="carol"
+    )
     assert "10% of sessions on m-2" in run("migrate", "canary", "1", "--share", "0.1")
     status = json.loads(run("migrate", "status", "bank", "--json"))
     assert status[0]["state"] == "canary" and status[0]["next_steps"] == ["promoted", "aborted", "rolled_back"]

@@ -7,21 +7,25 @@ import pytest
 from drift_pipeline.errors import InvalidInputError, RefusedError
 from drift_pipeline.migration import review, states
 from drift_pipeline.persistence import audit
-from drift_pipeline_tests.plugins.migration import FakeStagingRunner, drift_report
+from drift_pipeline_tests.plugins.migration import FakeStagingRunner, drift_report, signed_approval
 
 
 def test_regulated_tenant_needs_a_human_other_than_the_proposer(pinned_store, staging_ok):
     m = review.propose(pinned_store, "bank", "support", "m-2", actor="alice")
     m = review.run_staging(pinned_store, m.id, staging_ok, actor="alice")
     assert m.state == "review"  # checks passed, but regulated: no automatic approval
-    with pytest.raises(RefusedError, match="proposer 'alice' cannot approve their own migration"):
-        review.approve(pinned_store, m.id, reviewer="alice", reason="lgtm")
+    with pytest.raises(RefusedError, match="'alice' proposed migration 1 and cannot approve it"):
+        review.approve(pinned_store, m.id, signed_approval(pinned_store, m.id, "alice", reason="lgtm"))
     with pytest.raises(InvalidInputError, match="needs a reason"):
-        review.approve(pinned_store, m.id, reviewer="carol", reason=" ")
-    m = review.approve(pinned_store, m.id, reviewer="carol", reason="staging clean, risk reviewed")
+        signed_approval(pinned_store, m.id, "carol", reason=" ")
+    signed = signed_approval(pinned_store, m.id, "carol", reason="staging clean, risk reviewed")
+    m = review.approve(pinned_store, m.id, signed)
     assert m.state == "approved" and m.details["review"] == {**m.details["review"], "reviewer": "carol"}
+    assert m.details["review"]["approval"]["signature"] == signed["signature"]
+    assert m.details["review"]["report_sha256"] == m.details["staging"]["report_sha256"]
     entry = audit.entries(pinned_store, tenant_id="bank", action_prefix="migration.approved")[-1]
-    assert (entry["actor"], entry["reason"]) == ("carol", "staging clean, risk reviewed")
+    assert (entry["actor"], entry["reason"]) == ("reviewer:carol", "staging clean, risk reviewed")
+    assert entry["after"]["approval"]["signature"] == signed["signature"]
 
 
 def test_failed_staging_waits_for_review_and_can_be_rejected(pinned_store):

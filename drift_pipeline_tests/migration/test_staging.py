@@ -26,6 +26,7 @@ from drift_pipeline.persistence.db import Store
 from drift_pipeline.persistence.objects import ObjectStore
 from drift_pipeline.traffic.records import TrafficRecord
 from drift_pipeline.versioning import manifests, registry, tenants
+from drift_pipeline_tests.plugins.migration import signed_approval
 
 LEGACY = "acme-legacy-0301"
 OFFLINE = variants.MODEL_ID
@@ -95,9 +96,9 @@ def _adapters(store: Store, objects: ObjectStore, embedder: Any) -> tuple[Any, A
 def _promote_offline(store: Store, objects: ObjectStore, embedder: Any) -> states.MigrationInfo:
     runner, creator = _adapters(store, objects, embedder)
     m = review.propose(store, "acme", "support", OFFLINE, actor="alice", reason="legacy is retiring")
-    m = review.run_staging(store, m.id, runner, actor="alice")
+    m = review.run_staging(store, m.id, runner, actor="alice", objects=objects)
     assert m.state == "review"  # regulated: a human decides whatever the verdict
-    m = review.approve(store, m.id, reviewer="bob", reason="reviewed the staging diff", expected_version=m.version)
+    m = review.approve(store, m.id, signed_approval(store, m.id, "bob"), expected_version=m.version, objects=objects)
     m = promotion.start_canary(store, m.id, 0.1, actor="bob")
     m = promotion.start_canary(store, m.id, 0.5, actor="bob")
     return promotion.promote(store, m.id, creator, actor="bob", reason="canary healthy")
@@ -179,7 +180,8 @@ def test_aborted_canary_then_rollback(store, tmp_path, embedder) -> None:
     assert report["control"]["model_id"] == OFFLINE and report["control"]["drift_detected"] is False
     refusal = next(d for d in report["dimensions"] if d["name"] == "refusal")
     assert refusal["candidate_value"] == 1.0 > refusal["baseline_value"]  # the candidate always refuses
-    m = review.approve(store, m.id, reviewer="bob", reason="accepting a stricter model, watch the canary")
+    signed = signed_approval(store, m.id, "bob", reason="accepting a stricter model, watch the canary")
+    m = review.approve(store, m.id, signed)
     m = promotion.start_canary(store, m.id, 0.2, actor="bob")
 
     alerts: list[dict[str, Any]] = []
@@ -245,16 +247,18 @@ def test_dagster_jobs_stage_review_and_assess_readiness(store, tmp_path, embedde
         assert staged.success and staged.output_for_node("stage_migration")["state"] == "review"
         assert states.get(store, m.id).details["staging"]["report"]["candidate"] == OFFLINE
 
-        with pytest.raises(Exception, match="cannot approve their own migration"):
-            run(
-                "approve_migration_job",
-                "review_migration",
-                {"migration_id": m.id, "reviewer": "alice", "reason": "mine"},
-            )
+        def signed(who: str, decision: str = "approved", mid: int = m.id, reason: str = "mine") -> str:
+            return json.dumps(signed_approval(store, mid, who, reason=reason, decision=decision))
+
+        with pytest.raises(Exception, match="cannot approve it"):
+            run("approve_migration_job", "review_migration", {"migration_id": m.id, "signed_approval": signed("alice")})
+        with pytest.raises(Exception, match="the approval is not signed"):
+            unsigned = json.dumps({"statement": json.loads(signed("bob"))["statement"]})
+            run("approve_migration_job", "review_migration", {"migration_id": m.id, "signed_approval": unsigned})
         rejected = run(
             "approve_migration_job",
             "review_migration",
-            {"migration_id": m.id, "reviewer": "bob", "reason": "wait for the sunset", "approve": False},
+            {"migration_id": m.id, "signed_approval": signed("bob", "rejected")},
         )
         assert rejected.output_for_node("review_migration")["state"] == "rejected"
 
@@ -271,12 +275,12 @@ def test_dagster_jobs_stage_review_and_assess_readiness(store, tmp_path, embedde
         approved = run(
             "approve_migration_job",
             "review_migration",
-            {"migration_id": forced.id, "reviewer": "bob", "reason": "sunset passed; diff reviewed"},
+            {"migration_id": forced.id, "signed_approval": signed("bob", mid=forced.id, reason="sunset passed")},
         )
         assert approved.output_for_node("review_migration")["state"] == "approved"
     reviews = audit.entries(store, tenant_id="acme", action_prefix="migration.")
     assert [e["actor"] for e in reviews if e["action"] in ("migration.rejected", "migration.approved")] == [
-        "bob",
-        "bob",
+        "reviewer:bob",
+        "reviewer:bob",
     ]
     assert audit.verify(store).ok

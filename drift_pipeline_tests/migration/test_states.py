@@ -7,6 +7,7 @@ import pytest
 from drift_pipeline.errors import RefusedError
 from drift_pipeline.migration import promotion, review
 from drift_pipeline.versioning import manifests
+from drift_pipeline_tests.plugins.migration import signed_approval
 
 
 def test_illegal_transition_names_state_and_allowed_steps(pinned_store, baseline_creator):
@@ -20,7 +21,7 @@ def test_illegal_transition_names_state_and_allowed_steps(pinned_store, baseline
         promotion.start_canary(pinned_store, m.id, 0.1, actor="alice")
     promotion.abort(pinned_store, m.id, actor="alice", reason="changed our mind")
     with pytest.raises(RefusedError, match=r"is aborted: cannot move to approved; allowed next: none \(it is closed\)"):
-        review.approve(pinned_store, m.id, reviewer="bob", reason="ok")
+        review.approve(pinned_store, m.id, signed_approval(pinned_store, m.id, "bob", reason="ok"))
     assert manifests.current(pinned_store, "acme", "support").pinned_model_id == "m-1"
 
 

@@ -6,8 +6,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from drift_pipeline.migration import approvals, review, reviewers, states
 from drift_pipeline.persistence.db import Store
+from drift_pipeline.persistence.tables import Baseline
 from drift_pipeline.versioning import manifests, registry, tenants
 
 
@@ -79,15 +82,69 @@ class FakeStagingRunner:
         return {**report, "tenant_id": manifest.tenant_id, "agent_id": manifest.agent_id}
 
 
-class FakeBaselineCreator:
-    """Hands out a new baseline id per call, like the real one (baselines are immutable)."""
+def add_baseline(store: Store, baseline_id: str, tenant_id: str, agent_id: str, model_id: str) -> str:
+    """Index a baseline row (its data is never read by these tests): pins and promotions need a real one."""
+    with store.transaction() as session:
+        session.add(
+            Baseline(
+                baseline_id=baseline_id,
+                tenant_id=tenant_id,
+                agent_id=agent_id,
+                model_id=model_id,
+                uri=f"memory://{baseline_id}",
+                n_prompts=40,
+                summary={},
+                created_at=datetime.now(UTC),
+            )
+        )
+    return baseline_id
 
-    def __init__(self) -> None:
+
+class FakeBaselineCreator:
+    """Snapshots a new (indexed) baseline of the candidate per call, like the real one (baselines are immutable)."""
+
+    def __init__(self, store: Store | None = None) -> None:
+        self.store = store
         self.calls: list[tuple[str, str, int]] = []
 
     def __call__(self, manifest: manifests.Manifest, migration: Any) -> str:
         self.calls.append((manifest.tenant_id, migration.to_model_id, migration.id))
-        return f"bl-{migration.to_model_id}-{len(self.calls)}"
+        baseline_id = f"bl-{migration.to_model_id}-{len(self.calls)}"
+        if self.store is not None and not _exists(self.store, baseline_id):
+            add_baseline(self.store, baseline_id, manifest.tenant_id, manifest.agent_id, migration.to_model_id)
+        return baseline_id
+
+
+def _exists(store: Store, baseline_id: str) -> bool:
+    with store.session() as session:
+        return session.get(Baseline, baseline_id) is not None
+
+
+def reviewer_key(store: Store, name: str) -> Ed25519PrivateKey:
+    """Register `name` as a reviewer (once per store) and return their private key."""
+    key = _KEYS.setdefault(name, Ed25519PrivateKey.generate())
+    if not any(r.name == reviewers.normalise_name(name) for r in reviewers.list_reviewers(store)):
+        reviewers.add(store, name, reviewers.public_pem(key.public_key()), actor="setup")
+    return key
+
+
+def signed_approval(
+    store: Store,
+    migration_id: int,
+    reviewer: str = "bob",
+    *,
+    reason: str = "reviewed the staging diff",
+    decision: str = "approved",
+) -> dict[str, Any]:
+    """What `migrate sign-approval` produces: `reviewer`'s signed statement over the migration in review."""
+    key = reviewer_key(store, reviewer)
+    info = states.get(store, migration_id)
+    sha = (info.details.get("staging") or {}).get("report_sha256")
+    body = approvals.statement(review.subject(info, sha), decision=decision, reviewer=reviewer, reason=reason)
+    return approvals.sign(body, key)
+
+
+_KEYS: dict[str, Ed25519PrivateKey] = {}
 
 
 @pytest.fixture
@@ -100,7 +157,10 @@ def pinned_store(store: Store) -> Store:
     tenants.add_tenant(store, "bank", actor="setup", regulated=True)
     for tenant in ("acme", "bank"):
         manifests.pin(store, tenant, "support", "m-1", actor="setup")
-        manifests.set_baseline(store, tenant, "support", "bl-m-1-0", actor="setup")
+        baseline = "bl-m-1-0" if tenant == "acme" else f"bl-{tenant}-m-1-0"
+        manifests.set_baseline(
+            store, tenant, "support", add_baseline(store, baseline, tenant, "support", "m-1"), actor="setup"
+        )
     return store
 
 
@@ -110,5 +170,5 @@ def staging_ok() -> FakeStagingRunner:
 
 
 @pytest.fixture
-def baseline_creator() -> FakeBaselineCreator:
-    return FakeBaselineCreator()
+def baseline_creator(store: Store) -> FakeBaselineCreator:
+    return FakeBaselineCreator(store)

@@ -8,6 +8,7 @@ from drift_pipeline.errors import InvalidInputError, NotFoundError, RefusedError
 from drift_pipeline.persistence import audit
 from drift_pipeline.versioning import manifests, registry, tenants
 from drift_pipeline.versioning.manifests import AgentConfig
+from drift_pipeline_tests.plugins.migration import add_baseline
 
 ACTOR = "test"
 
@@ -40,6 +41,7 @@ def test_pin_writes_revisions_and_keeps_history(acme):
         ],
     )
     first = manifests.pin(acme, "acme", "support", "gpt-4-0314", threshold=0.03, config=config, actor=ACTOR)
+    add_baseline(acme, "bl-1", "acme", "support", "gpt-4-0314")
     manifests.set_baseline(acme, "acme", "support", "bl-1", actor=ACTOR)
     second = manifests.pin(acme, "acme", "support", "gpt-4-0613", actor=ACTOR, reason="opt-in migration")
 
@@ -153,4 +155,9 @@ def test_a_manifest_only_points_at_its_own_baseline(acme):
         manifests.set_baseline(acme, "acme", "support", "bl-globex", actor=ACTOR)
     with pytest.raises(RefusedError, match="on gpt-4-0613, not acme/support on gpt-4-0314"):
         manifests.set_baseline(acme, "acme", "support", "bl-old-model", actor=ACTOR)
-    assert _state(acme) == before
+    with pytest.raises(RefusedError, match="baseline 'bl-unknown' does not exist"):
+        manifests.pin(acme, "acme", "support", "gpt-4-0314", baseline_id="bl-unknown", actor=ACTOR)
+    manifests_now, entries = _state(acme)
+    assert manifests_now == before[0] and entries == before[1] + 3  # nothing changed; each attempt audited
+    refused = audit.entries(acme, tenant_id="acme")[-3:]
+    assert [e["action"] for e in refused] == ["manifest.baseline_refused"] * 2 + ["manifest.pin_refused"]

@@ -57,6 +57,7 @@ class DemoResult:
     checks: dict[str, bool] = field(default_factory=dict)
     reports: list[str] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    evidence_bundle: Path | None = None
 
 
 def setup_registry_and_manifests(store: Store) -> None:
@@ -273,6 +274,11 @@ def run(console: Console, *, on_step: Callable[[str], None] | None = None) -> De
         raise RefusedError(f"audit log fails verification: {verified.problem}")
     console.print(f"  audit log: {verified.checked} entries, hash chain intact")
     _anchor_audit_log(console, store, objects, settings.home / "demo", tenants[0])
+    result.evidence_bundle = evidence_for_tenant(store, objects, settings.home / "demo", "acme", "support")
+    console.print(
+        f"  evidence bundle for acme/support, verified offline: {result.evidence_bundle} "
+        f"(a tenant runs: drift-pipeline evidence verify BUNDLE --public-key {settings.home / 'demo' / 'audit.pub.pem'})"
+    )
     return result
 
 
@@ -281,9 +287,9 @@ def _anchor_audit_log(console: Console, store: Store, objects: ObjectStore, fold
     from drift_pipeline.persistence import audit_proofs, checkpoints
 
     cp = checkpoints.create(store, objects)
-    bundle_path, key_path = folder / f"audit-{tenant_id}.json", folder / "audit-public-key.pem"
+    bundle_path, key_path = folder / f"audit-{tenant_id}.json", folder / "audit.pub.pem"
     audit_proofs.write_bundle(audit_proofs.tenant_proof_bundle(store, tenant_id, objects=objects), bundle_path)
-    key_path.write_bytes(checkpoints.public_pem(checkpoints.load_signing_key().public_key()))
+    files.write_private(key_path, checkpoints.public_pem(checkpoints.load_signing_key().public_key()))
     problems = audit_proofs.verify_tenant_bundle(audit_proofs.read_bundle(bundle_path), [key_path.read_bytes()])
     if problems:
         raise RefusedError(f"the demo's audit proof bundle fails verification: {problems[0]}")
@@ -291,6 +297,22 @@ def _anchor_audit_log(console: Console, store: Store, objects: ObjectStore, fold
         f"  audit checkpoint: tree size {cp.tree_size}, signed (key {cp.key_id[:12]}...); {tenant_id}'s proof bundle: "
         f"drift-pipeline audit verify-export {bundle_path} --public-key {key_path}"
     )
+
+
+def evidence_for_tenant(store: Store, objects: ObjectStore, folder: Path, tenant_id: str, agent_id: str) -> Path:
+    """Write today's evidence bundle of a tenant agent and check it the way the tenant would: offline,
+    against the published audit key."""
+    from drift_pipeline.migration import evidence, evidence_bundle
+
+    since = datetime.now(UTC) - timedelta(days=30)
+    data = evidence.build(store, tenant_id, agent_id, since, objects=objects)
+    bundle = folder / f"evidence-{tenant_id}-{agent_id}-{datetime.now(UTC).strftime('%Y%m%dt%H%M%S%f')}"
+    evidence_bundle.write_from_store(store, bundle, data, objects)
+    key = (folder / "audit.pub.pem").read_bytes()  # published by `_anchor_audit_log` just before
+    problems = evidence_bundle.verify_offline(bundle, [key])
+    if problems:
+        raise RefusedError(f"the demo's evidence bundle does not verify: {problems[0]}")
+    return bundle
 
 
 def _is_check_failure(event: Any) -> bool:

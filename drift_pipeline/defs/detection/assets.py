@@ -16,6 +16,9 @@ from drift_pipeline.defs.runs import CANDIDATES_TAG, REASON_TAG, WINDOW_TAG
 from drift_pipeline.defs.traffic.assets import OWNERS
 from drift_pipeline.detection import baselines, embeddings, shadow, top_up
 from drift_pipeline.identifiers import check_identifier
+from drift_pipeline.persistence import reports
+from drift_pipeline.persistence.db import Store
+from drift_pipeline.persistence.objects import ObjectStore
 from drift_pipeline.versioning import manifests
 
 
@@ -176,6 +179,7 @@ def divergence(
         )
         for drift in drifts:
             shadow.write_reports(objects, drift, day)
+            _record_report(store, objects, drift, actor=f"dagster:{context.run_id[:8]}")
             scores.append(
                 drift.result.per_pair.assign(
                     tenant_id=tenant_id, agent_id=drift.agent_id, role=drift.role, model_id=drift.model_id
@@ -219,3 +223,20 @@ def _replay_scope(context: dg.AssetExecutionContext, day: str) -> tuple[list[str
     candidates = [c for c in tags.get(CANDIDATES_TAG, "").split(",") if c]
     # Reruns of a run resume from the cache; a new day, trigger or window asks the providers again.
     return candidates, f"{day}:{tags.get(REASON_TAG, 'nightly')}:{tags.get(WINDOW_TAG, '')}"
+
+
+def _record_report(store: Store, objects: ObjectStore, drift: shadow.AgentDrift, *, actor: str) -> None:
+    """Store the report with its hash (and object copy): only stored reports can answer evidence."""
+    body = {**drift.result.report, "report_uri": drift.report_uri, "html_uri": drift.html_uri}
+    with store.transaction() as session:
+        reports.record(
+            store,
+            session,
+            kind="drift",
+            tenant_id=drift.tenant_id,
+            agent_id=drift.agent_id,
+            model_id=drift.model_id,
+            body=body,
+            actor=actor,
+            objects=objects,
+        )

@@ -10,9 +10,10 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
 from drift_pipeline.defs.resources import DriftStore, ObjectStorage
-from drift_pipeline.migration import forced, review, staging, states
+from drift_pipeline.migration import approvals, forced, review, staging, states
 from drift_pipeline.versioning import manifests, registry
 
 ACTOR_PREFIX = "dagster:"
@@ -21,22 +22,32 @@ SUMMARY_IO = "migration_summary_io_manager"
 
 
 class StagingConfig(dg.Config):
-    migration_id: int
-    expected_version: int | None = None  # refuse if the migration moved since this version was read
+    migration_id: int = Field(description="the migration to stage (see `drift-pipeline migrate status`)")
+    expected_version: int | None = Field(
+        default=None, description="refuse if the migration moved since this version was read"
+    )
 
 
 class ReviewConfig(dg.Config):
-    migration_id: int
-    reviewer: str  # who decides, for the audit log (Dagster OSS does not authenticate launchpad users)
-    reason: str
-    approve: bool = True
-    expected_version: int | None = None
+    """The launchpad authenticates nobody (Dagster OSS): the decision is the reviewer's signed statement."""
+
+    migration_id: int = Field(description="the migration in review (see `drift-pipeline migrate status`)")
+    signed_approval: str = Field(
+        description="the JSON a registered reviewer produced with `drift-pipeline migrate sign-approval ID "
+        "--reviewer NAME --key FILE --reason ...`: its signature, reviewer, migration, candidate and staging "
+        "report hash are verified before anything changes; the decision and reason are the signed ones"
+    )
+    expected_version: int | None = Field(
+        default=None, description="refuse if the migration moved since this version was read"
+    )
 
 
 class ReadinessConfig(dg.Config):
-    on: str | None = None  # as-of date YYYY-MM-DD; today (UTC) by default
-    horizon_days: int = 90  # also assess agents whose version sunsets within this many days
-    assess_upcoming: bool = True  # replay upcoming sunsets against the successor (no migration is opened)
+    on: str | None = Field(default=None, description="as-of date YYYY-MM-DD; today (UTC) by default")
+    horizon_days: int = Field(default=90, description="also assess agents whose version sunsets within this many days")
+    assess_upcoming: bool = Field(
+        default=True, description="replay upcoming sunsets against the successor (no migration is opened)"
+    )
 
 
 def _migration_metadata(m: states.MigrationInfo) -> dict[str, Any]:
@@ -73,36 +84,39 @@ def stage_migration(
     context: dg.OpExecutionContext, config: StagingConfig, drift_store: DriftStore, object_storage: ObjectStorage
 ) -> dg.Output[dict[str, Any]]:
     store = drift_store.get()
-    runner = staging.ReplayStagingRunner(store, object_storage.get())
+    objects = object_storage.get()
+    runner = staging.ReplayStagingRunner(store, objects)
     m = review.run_staging(
         store,
         config.migration_id,
         runner,
         actor=f"{ACTOR_PREFIX}{context.run_id[:8]}",
         expected_version=config.expected_version,
+        objects=objects,
     )
     context.log.info(f"migration {m.id} is {m.state} ({m.readiness})")
     return dg.Output(m.to_dict(), metadata=_migration_metadata(m))
 
 
 @dg.op(
-    description="Record a reviewer's decision on a migration in review: approve (or reject) with the reviewer's "
-    "identity and reason, audited. Regulated tenants: the proposer cannot approve their own migration.",
+    description="Apply a registered reviewer's signed decision (approved or rejected) on a migration in review, "
+    "verified against the reviewer's key and the stored staging report, audited. Regulated tenants: the "
+    "proposer cannot approve their own migration.",
     tags={"drift_pipeline/kind": "migration"},
     out=dg.Out(io_manager_key=SUMMARY_IO),
 )
 def review_migration(
-    context: dg.OpExecutionContext, config: ReviewConfig, drift_store: DriftStore
+    context: dg.OpExecutionContext, config: ReviewConfig, drift_store: DriftStore, object_storage: ObjectStorage
 ) -> dg.Output[dict[str, Any]]:
-    decide = review.approve if config.approve else review.reject
-    m = decide(
+    m = review.decide(
         drift_store.get(),
         config.migration_id,
-        reviewer=config.reviewer,
-        reason=config.reason,
+        approvals.parse_signed(config.signed_approval),
         expected_version=config.expected_version,
+        objects=object_storage.get(),
     )
-    context.log.info(f"migration {m.id} {m.state} by {config.reviewer}: {config.reason}")
+    review_ = m.details.get("review") or {}
+    context.log.info(f"migration {m.id} {m.state} by {review_.get('reviewer')}: {review_.get('reason')}")
     return dg.Output(m.to_dict(), metadata=_migration_metadata(m))
 
 
@@ -125,7 +139,7 @@ def assess_readiness(
     for m in states.list_migrations(store, open_only=True):
         if m.state == "proposed" and m.details.get("forced"):  # opened earlier without an assessment
             try:
-                review.run_staging(store, m.id, runner, actor=actor)
+                review.run_staging(store, m.id, runner, actor=actor, objects=runner.objects)
             except Exception as exc:  # one tenant's failed replay must not stop the others
                 context.log.warning(f"staging of migration {m.id} failed: {exc}")
     rows = forced.readiness_report(store, today, horizon_days=config.horizon_days)
@@ -177,8 +191,8 @@ def staging_replay_job() -> None:
 
 
 @dg.job(
-    description="Approve or reject a migration in review from the launchpad (config: migration_id, reviewer, "
-    "reason, approve).",
+    description="Approve or reject a migration in review from the launchpad with a reviewer's signed statement "
+    "(config: migration_id, signed_approval from `drift-pipeline migrate sign-approval`).",
     tags={"drift_pipeline/kind": "migration"},
 )
 def approve_migration_job() -> None:
