@@ -59,7 +59,7 @@ class Store:
         # creating the -shm file it cannot create here.
         mode = "mode=ro" if Path(f"{path}-wal").exists() else "mode=ro&immutable=1"
         store = cls(_engine(f"sqlite:///file:{path}?{mode}&uri=true"))
-        if store.schema_revision() != _head_revision():
+        if store.schema_revision() != head_revision():
             raise DriftPipelineError(
                 f"the store at {path} is read-only and not at this version's schema: open it once where it "
                 "can be written (`drift-pipeline init`) to upgrade it"
@@ -72,7 +72,7 @@ class Store:
 
     def upgrade(self) -> None:
         """Bring the schema to the newest Alembic revision (no-op when already there)."""
-        if self.schema_revision() == _head_revision():
+        if self.schema_revision() == head_revision():
             return
         from alembic import command
         from alembic.config import Config
@@ -159,7 +159,7 @@ _READ_ONLY_MARKERS = ("readonly database", "read-only file system", "permission 
 
 
 @cache
-def _head_revision() -> str | None:
+def head_revision() -> str | None:
     """The newest Alembic revision shipped with the code (parsed once per process)."""
     from alembic.config import Config
     from alembic.script import ScriptDirectory

@@ -15,6 +15,7 @@ from drift_pipeline.persistence import audit
 from drift_pipeline.persistence.db import Store
 from drift_pipeline.persistence.objects import ObjectStore
 from drift_pipeline.versioning import manifests, registry, tenants
+from drift_pipeline_tests.plugins.migration import add_baseline
 from drift_pipeline_tests.plugins.providers import FakeOpenAI
 
 MODEL = "llm-2026-01-01"
@@ -30,6 +31,7 @@ def setup(home: Path, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) 
     registry.add_version(store, "openai", MODEL, actor="t", litellm_params=params)
     tenants.add_tenant(store, "acme", actor="t")
     manifests.pin(store, "acme", "support", MODEL, actor="t")
+    add_baseline(store, "bl-acme", "acme", "support", MODEL)  # pins need a real baseline of the pinned model
     manifests.set_baseline(store, "acme", "support", "bl-acme", actor="t")
     return {"store": store, "objects": ObjectStore(str(home / "data")), "fake": fake_openai}
 

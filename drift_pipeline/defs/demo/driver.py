@@ -303,12 +303,14 @@ def evidence_for_tenant(store: Store, objects: ObjectStore, folder: Path, tenant
     """Write today's evidence bundle of a tenant agent and check it the way the tenant would: offline,
     against the published audit key."""
     from drift_pipeline.migration import evidence, evidence_bundle
+    from drift_pipeline.persistence import checkpoints
 
     since = datetime.now(UTC) - timedelta(days=30)
     data = evidence.build(store, tenant_id, agent_id, since, objects=objects)
     bundle = folder / f"evidence-{tenant_id}-{agent_id}-{datetime.now(UTC).strftime('%Y%m%dt%H%M%S%f')}"
     evidence_bundle.write_from_store(store, bundle, data, objects)
-    key = (folder / "audit.pub.pem").read_bytes()  # published by `_anchor_audit_log` just before
+    key = checkpoints.public_pem(checkpoints.load_signing_key().public_key())
+    files.write_private(folder / "audit.pub.pem", key)  # the key a tenant gets out of band
     problems = evidence_bundle.verify_offline(bundle, [key])
     if problems:
         raise RefusedError(f"the demo's evidence bundle does not verify: {problems[0]}")
