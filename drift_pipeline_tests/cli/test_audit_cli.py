@@ -12,25 +12,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from drift_pipeline.cli.app import main
 from drift_pipeline.persistence.db import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def cli(home, monkeypatch, capsys):
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr("sys.argv", ["drift-pipeline", *args])
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code or 0
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+def cli(home, run_cli):
+    return run_cli
 
 
 @pytest.fixture

@@ -9,20 +9,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from drift_pipeline.cli.app import main
 from drift_pipeline.defs.demo import driver
 from drift_pipeline.persistence.db import Store
-
-
-def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr("sys.argv", ["drift-pipeline", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def export_as_otlp(records: list[dict], path: Path) -> int:
@@ -69,7 +57,7 @@ def export_as_otlp(records: list[dict], path: Path) -> int:
     return len(memory.get_finished_spans())
 
 
-def test_traces_to_baseline_to_nightly_replay(home: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+def test_traces_to_baseline(home: Path, tmp_path: Path, run_cli) -> None:
     driver.setup_registry_and_manifests(Store.open())  # registry, tenants and pins, as `pin` would
     today = datetime.now(UTC).date()
     days = [(today - timedelta(days=1)).isoformat(), today.isoformat()]
@@ -79,14 +67,12 @@ def test_traces_to_baseline_to_nightly_replay(home: Path, tmp_path: Path, monkey
     traces = tmp_path / "traces.otlp.jsonl"
     n_spans = export_as_otlp(records, traces)
 
-    code, out, err = run(monkeypatch, capsys, "ingest", str(traces), "--format", "otlp", "--json")
+    code, out, err = run_cli("ingest", str(traces), "--format", "otlp", "--json")
     assert code == 0, err
     counts = json.loads(out)
     assert counts["read"] == n_spans == counts["accepted"] and counts["quarantined"] == counts["skipped"] == 0
 
-    code, out, err = run(
-        monkeypatch,
-        capsys,
+    code, out, err = run_cli(
         "baseline",
         "from-traffic",
         "acme",
@@ -99,12 +85,10 @@ def test_traces_to_baseline_to_nightly_replay(home: Path, tmp_path: Path, monkey
     )
     assert code == 0, err
     baseline_id = json.loads(out)["baseline_id"]
-    code, out, _ = run(monkeypatch, capsys, "manifest", "show", "acme", "support", "--json")
+    code, out, _ = run_cli("manifest", "show", "acme", "support", "--json")
     assert json.loads(out)["behavioral_baseline_id"] == baseline_id
 
-    code, _, err = run(
-        monkeypatch,
-        capsys,
+    code, _, err = run_cli(
         "baseline",
         "from-traffic",
         "acme",

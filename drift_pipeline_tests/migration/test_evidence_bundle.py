@@ -14,30 +14,19 @@ import shutil
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from drift_pipeline.cli.app import main
 from drift_pipeline.migration import evidence_bundle, promotion, review, reviewers
 from drift_pipeline.persistence import audit_proofs, checkpoints, reports
 from drift_pipeline_tests.plugins.migration import FakeBaselineCreator, FakeStagingRunner, drift_report, signed_approval
 
 
 @pytest.fixture
-def cli(pinned_store, tmp_path, monkeypatch, capsys):
+def cli(pinned_store, tmp_path, monkeypatch, run_cli):
     monkeypatch.setenv("DRIFT_PIPELINE_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("DRIFT_PIPELINE_DATABASE_URL", pinned_store.engine.url.render_as_string(hide_password=False))
     monkeypatch.delenv("DRIFT_PIPELINE_STORAGE_URL", raising=False)
     monkeypatch.delenv("DRIFT_PIPELINE_AUDIT_SIGNING_KEY", raising=False)
 
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr("sys.argv", ["drift-pipeline", *args])
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code or 0
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+    return run_cli
 
 
 @pytest.fixture

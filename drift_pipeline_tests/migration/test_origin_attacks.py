@@ -8,7 +8,6 @@ import json
 import pytest
 from sqlalchemy import update
 
-from drift_pipeline.cli.app import main
 from drift_pipeline.migration import promotion, review, states
 from drift_pipeline.persistence import audit, reports
 from drift_pipeline.persistence.tables import StoredReport
@@ -19,7 +18,7 @@ FORGED = '{"dimensions":[],"drift_detected":false,"n_pairs":1}'
 
 
 @pytest.fixture
-def cli(pinned_store, tmp_path, monkeypatch, capsys):
+def cli(pinned_store, tmp_path, monkeypatch, run_cli):
     """Run `drift-pipeline ARGS` against the test's store (SQLite or PostgreSQL); returns (code, out, err)."""
     monkeypatch.setenv("DRIFT_PIPELINE_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("DRIFT_PIPELINE_DATABASE_URL", pinned_store.engine.url.render_as_string(hide_password=False))
@@ -27,14 +26,7 @@ def cli(pinned_store, tmp_path, monkeypatch, capsys):
 
     def run(*args: str, who: str = "alice") -> tuple[int, str, str]:
         monkeypatch.setenv("DRIFT_PIPELINE_ACTOR", who)
-        monkeypatch.setattr("sys.argv", ["drift-pipeline", *args])
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code or 0
-        out, err = capsys.readouterr()
-        return code, out, err
+        return run_cli(*args)
 
     return run
 
