@@ -200,17 +200,6 @@ def read_report(objects: ObjectStore, uri: str) -> dict[str, Any]:
     return json.load(io.BytesIO(objects.read_bytes(uri[len(objects.url) + 1 :])))
 
 
-def latest_report(objects: ObjectStore, tenant_id: str, agent_id: str, model_id: str) -> dict[str, Any] | None:
-    """The newest stored drift report of a tenant agent against `model_id` (any day), with its `report_uri`."""
-    prefix = object_key("reports", f"tenant={check_identifier(tenant_id, 'tenant id')}")
-    for day in sorted((d for d in objects.list_names(prefix) if d.startswith("day=")), reverse=True):
-        rel = report_key(tenant_id, day.removeprefix("day="), agent_id, model_id) + ".json"
-        if objects.exists(rel):
-            uri = objects.uri(rel)
-            return {**read_report(objects, uri), "report_uri": uri}
-    return None
-
-
 def dimension_rows(drift: AgentDrift, day: str) -> list[dict[str, Any]]:
     """Flat per-dimension rows (the `drift_report` table that checks validate and the UI shows)."""
     rows = []
