@@ -24,6 +24,9 @@ REASON_TAG = "drift_pipeline/reason"
 # tenants, the new fingerprint after a silent change). A new window asks the providers again.
 WINDOW_TAG = "drift_pipeline/replay_window"
 MODEL_TAG = "drift_pipeline/model"
+# The provider a replay calls: the instance's `tag_concurrency_limits` cap runs per provider (spend and rate
+# limits, deploy/dagster.postgres.yaml) and per model version with these two tags.
+PROVIDER_TAG = "drift_pipeline/provider"
 
 
 @dataclass
@@ -72,6 +75,7 @@ def replay_request(
     key_suffix: str = "",
     run_key: str | None = None,
     window: str = "",
+    provider: str = "",
 ) -> dg.RunRequest:
     """A `replay_job` run for one tenant-day with the contract's tags and a stable run key."""
     cands = sorted(set(candidates))
@@ -80,6 +84,8 @@ def replay_request(
         tags[WINDOW_TAG] = window
     if cands:
         tags[MODEL_TAG] = cands[0]
+    if provider:
+        tags[PROVIDER_TAG] = provider
     return dg.RunRequest(
         run_key=run_key or f"{reason}:{tenant_id}:{day}:{','.join(cands)}{key_suffix}",
         job_name=replay_job.name,

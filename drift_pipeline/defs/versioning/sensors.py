@@ -78,7 +78,8 @@ def new_model_version_tick(
     day = today_utc(now)
     for tenant_id, (candidates, reasons) in sorted(wanted.items()):
         reason = "alias-moved" if "alias-moved" in reasons else "new-version"
-        tick.run_requests.append(replay_request(tenant_id, day, reason, candidates))
+        first = sorted(candidates)[0]
+        tick.run_requests.append(replay_request(tenant_id, day, reason, candidates, provider=providers[first]))
     tick.cursor = {"versions": sorted(providers), "aliases": dict(sorted(aliases.items()))}
     return tick
 
