@@ -85,6 +85,7 @@ def test_new_version_is_registered_and_family_tenants_replayed_once(
     assert request.partition_key == f"{datetime.now(UTC).date().isoformat()}|acme"
     assert request.tags["drift_pipeline/reason"] == "new-version"
     assert request.tags["drift_pipeline/candidates"] == "llm-2026-01-01"
+    assert request.tags["drift_pipeline/provider"] == "openai"  # the run queue's per-provider limit keys on it
     # Same cursor again: the same run key (Dagster launches it once); the new cursor: nothing.
     assert keys(tick(versioning_sensors.new_model_version_sensor, sensor_setup, first.cursor)) == keys(second)
     assert not tick(versioning_sensors.new_model_version_sensor, sensor_setup, second.cursor).run_requests
@@ -195,6 +196,7 @@ def test_deprecation_notice_timing_and_readiness_replay(sensor_setup: dict[str, 
     assert request.partition_key.endswith("|acme")
     assert request.tags["drift_pipeline/reason"] == "deprecation-readiness"
     assert request.tags["drift_pipeline/candidates"] == "llm-2026-01-01"
+    assert request.tags["drift_pipeline/provider"] == registry.get_version(store, "llm-2026-01-01").provider
     bodies = [r.json() for r in webhook_alerts.requests("/drift")]
     assert sorted(b["agent_id"] for b in bodies) == ["sales", "support"]
     assert {(b["tenant_id"], b["severity"], b["episode"]) for b in bodies} == {

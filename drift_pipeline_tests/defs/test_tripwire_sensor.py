@@ -71,6 +71,7 @@ def test_tripwire_gates_the_text_probe_and_catches_a_moved_fingerprint(setup: di
     assert text_probe_calls(fake) == probes_before + len(PROMPTS)  # the text probe runs as evidence
     [request] = changed.run_requests
     assert request.tags["drift_pipeline/reason"] == "silent-change"
+    assert request.tags["drift_pipeline/provider"] == registry.get_version(store, MODEL).provider
     assert registry.get_version(store, MODEL).fingerprint.endswith(":r1")
     [entry] = audit.entries(store, action_prefix="model.silent_change")
     assert entry["after"]["tripwire"]["fired"] and entry["after"]["tripwire"]["distance"] == pytest.approx(1.2)

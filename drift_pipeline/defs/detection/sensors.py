@@ -89,10 +89,14 @@ def silent_change_tick(
         # Replays compare against a baseline: an agent without one (no consent, no traffic yet) has nothing to replay.
         if manifest.pinned_model_id in changed and manifest.behavioral_baseline_id:
             by_tenant.setdefault(manifest.tenant_id, set()).add(manifest.pinned_model_id)
+    providers = {t.model_id: t.provider for t in targets}
     for tenant_id, models in sorted(by_tenant.items()):
         suffix = ":" + ",".join(f"{m}={after[m]}" for m in sorted(models))
+        provider = providers.get(sorted(models)[0], "")
         tick.run_requests.append(
-            replay_request(tenant_id, day, "silent-change", [], key_suffix=suffix, window=suffix.lstrip(":"))
+            replay_request(
+                tenant_id, day, "silent-change", [], key_suffix=suffix, window=suffix.lstrip(":"), provider=provider
+            )
         )
     tick.cursor = {"fingerprints": {**previous, **after}}
     return tick

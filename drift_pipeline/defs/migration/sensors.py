@@ -22,6 +22,7 @@ from drift_pipeline.defs.runs import Tick, load_cursor, replay_request
 from drift_pipeline.migration import canary_feed, deprecation
 from drift_pipeline.persistence.db import Store
 from drift_pipeline.persistence.objects import ObjectStore
+from drift_pipeline.versioning import registry
 
 _SETTINGS = Settings.from_env()
 DEPRECATION_DAYS = _SETTINGS.deprecation_notice_days
@@ -45,8 +46,16 @@ def deprecation_tick(
     notified = (cursor or {}).get("notified", [])
     sent = deprecation.send_notices(store, router, notified, today=today, days_before=days_before, batch=batch)
     day = (now or datetime.now(UTC)).date().isoformat()
+    providers = {v.model_id: v.provider for v in registry.list_versions(store)} if sent.replays else {}
     requests = [
-        replay_request(r.tenant_id, day, deprecation.REPLAY_REASON, [r.successor_id], run_key=r.key)
+        replay_request(
+            r.tenant_id,
+            day,
+            deprecation.REPLAY_REASON,
+            [r.successor_id],
+            run_key=r.key,
+            provider=providers.get(r.successor_id, ""),
+        )
         for r in sent.replays
     ]
     return Tick(run_requests=requests, cursor={"notified": sent.notified}, log=sent.log)
