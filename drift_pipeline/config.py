@@ -38,8 +38,6 @@ class Settings(BaseSettings):
     alerts_config: Path | None = Field(None, description="Alert channels YAML.")
     providers_config: Path | None = Field(None, description="Provider sources YAML.")
     # Dagster wiring.
-    retention_days: int = Field(60, ge=1, le=3650, description="Days of daily partitions kept.")
-    start_date: str | None = Field(None, description="First daily partition.")
     discovery_interval_s: int = Field(3600, ge=30, description="New-model-version sensor interval.")
     probe_interval_s: int = Field(900, ge=30, description="Silent-change probe sensor interval.")
     probe_hosted: bool = Field(False, description="Also probe hosted (paid) providers, not only self-hosted ones.")

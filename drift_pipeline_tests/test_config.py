@@ -36,7 +36,7 @@ def test_postgres_urls_get_the_psycopg2_driver(monkeypatch: pytest.MonkeyPatch) 
     ("name", "value"),
     [
         ("DRIFT_PIPELINE_LLM_THREADS", "many"),
-        ("DRIFT_PIPELINE_RETENTION_DAYS", "0"),
+        ("DRIFT_PIPELINE_DEPRECATION_NOTICE_DAYS", "0"),
         ("DRIFT_PIPELINE_STORAGE_OPTIONS", "{"),
     ],
 )

@@ -1,43 +1,62 @@
-"""Partitions: tenants are dynamic (added by a sensor when one first appears), days are daily windows."""
+"""Partitions: one dynamic `tenants` partition per tenant; the day travels in a run tag, not in the key.
+
+Tenant x day partitions grow by one key per tenant every day and pass Dagster's 100k-per-asset guidance
+at ~1,000 tenants within a retention window. Keyed by tenant alone, 10,000 tenants are 10,000 keys for
+ever, and each tenant partition's materialization history is its time series: every run carries its
+day in the `drift_pipeline/day` tag and every materialization repeats it as `day` metadata, so the UI
+plots a point per night per tenant.
+
+A run without the tag (launched by hand from the UI) works on the UTC day the run was created.
+Build keys and tags only through `key` and `day_tags`, and read them back only through `split` and
+`run_day`: nobody else should know the key format.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
 
 import dagster as dg
 
-from drift_pipeline.config import Settings
 from drift_pipeline.identifiers import check_identifier
 from drift_pipeline.persistence.objects import day_str
 
 TENANTS = "tenants"
-RETENTION_DAYS = Settings.from_env().retention_days
-
-
-def start_date(today: date | None = None) -> str:
-    """First day kept: the retention window, rounded down to a month start so it moves monthly.
-
-    A bounded window keeps tenants x days under Dagster's 100k partitions per asset: with the default 60
-    days the window holds at most 60 + 31 days, so 1,000 tenants stay under ~92k partitions. Older days
-    live on in the drift reports and the audit log, not as partitions.
-    """
-    today = today or datetime.now(UTC).date()
-    return (today - timedelta(days=RETENTION_DAYS)).replace(day=1).isoformat()
-
-
-START_DATE = Settings.from_env().start_date or start_date()
+DAY_TAG = "drift_pipeline/day"
 
 tenants = dg.DynamicPartitionsDefinition(name=TENANTS)
-days = dg.DailyPartitionsDefinition(start_date=START_DATE, end_offset=1)
-tenant_day = dg.MultiPartitionsDefinition({"date": days, "tenant": tenants})
 
 
-def key(tenant_id: str, day: str) -> dg.MultiPartitionKey:
-    return dg.MultiPartitionKey({"date": day_str(day), "tenant": check_identifier(tenant_id, "tenant id")})
+def key(tenant_id: str, day: str | date | None = None) -> str:
+    """The partition key of a tenant. `day` is only checked here: send it with the run as `day_tags(day)`."""
+    if day is not None:
+        day_str(day)
+    return check_identifier(tenant_id, "tenant id")
 
 
-def split(context: dg.AssetExecutionContext) -> tuple[str, str]:
+def day_tags(day: str | date) -> dict[str, str]:
+    """The run tags that carry the day a run works on."""
+    return {DAY_TAG: day_str(day)}
+
+
+def day_from_tags(tags: Mapping[str, str], created: datetime | None = None) -> str:
+    """The run's day: its tag (checked: a tag set by hand in the UI is not trusted), else its UTC creation day."""
+    if tags.get(DAY_TAG):
+        return day_str(tags[DAY_TAG])
+    return day_str((created or datetime.now(UTC)).astimezone(UTC))
+
+
+def run_day(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str:
+    """`day_from_tags` for a stored run; the creation time keeps every step of an untagged run on one day."""
+    if run.tags.get(DAY_TAG):
+        return day_from_tags(run.tags)
+    record = instance.get_run_record_by_id(run.run_id)
+    created = record.create_timestamp if record else None
+    return day_from_tags(run.tags, created.replace(tzinfo=created.tzinfo or UTC) if created else None)
+
+
+def split(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> tuple[str, str]:
     """(tenant_id, day) of the partition being materialized; a tenant partition added by hand through
     Dagster's UI or API must follow the one identifier rule like every other entry point."""
-    keys = context.partition_key.keys_by_dimension  # type: ignore[attr-defined]
-    return check_identifier(keys["tenant"], "tenant id"), day_str(keys["date"])
+    return check_identifier(context.partition_key, "tenant id"), run_day(context.instance, context.run)
+

@@ -1,15 +1,19 @@
 """Resources: the SQL store, object storage and the Parquet I/O manager, configured from the environment."""
 
 import io
+from datetime import date, timedelta
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
 from drift_pipeline.config import Settings
+from drift_pipeline.defs.partitions import run_day
 from drift_pipeline.identifiers import check_identifier
 from drift_pipeline.persistence.db import Store
 from drift_pipeline.persistence.objects import ObjectStore, object_key, storage_options_from_env
+
+LOOKBACK_DAYS = "drift_pipeline/lookback_days"  # input metadata: read this many days up to the run's day
 
 
 class DriftStore(dg.ConfigurableResource):
@@ -36,10 +40,12 @@ class ObjectStorage(dg.ConfigurableResource):
 
 
 class ParquetIOManager(dg.ConfigurableIOManager):
-    """DataFrames as one Parquet object per asset partition: `assets/<asset>/<partition>.parquet`.
+    """DataFrames as one Parquet object per asset partition and day: `assets/<asset>/tenant=<id>/day=<day>.parquet`.
 
-    Writes go through `ObjectStore.write_bytes`, so a half-written file never becomes visible (temp file +
-    rename locally, a single PUT on S3).
+    The day is the run's (`partitions.run_day`), so nights never overwrite each other and a downstream
+    asset reads the day its run works on; an input with `LOOKBACK_DAYS` metadata reads that many days up
+    to the run's day, whichever exist. Writes go through `ObjectStore.write_bytes`, so a half-written file
+    never becomes visible (temp file + rename locally, a single PUT on S3).
     """
 
     storage: dg.ResourceDependency[ObjectStorage]
@@ -49,20 +55,19 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             return
         buf = io.BytesIO()
         obj.to_parquet(buf, index=False)
-        rel, objects = self._path(context), self.storage.get()
+        day = _day(context)
+        rel, objects = self._path(context, day=day), self.storage.get()
         objects.write_bytes(rel, buf.getvalue())
-        context.add_output_metadata({"uri": dg.MetadataValue.path(objects.uri(rel)), "rows": len(obj)})
+        meta: dict[str, Any] = {"uri": dg.MetadataValue.path(objects.uri(rel)), "rows": len(obj)}
+        context.add_output_metadata({**meta, "day": day} if day else meta)
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
-        store = self.storage.get()
-        if context.has_asset_partitions and len(context.asset_partition_keys) > 1:
-            frames = [self._read(store, self._path(context, k)) for k in context.asset_partition_keys]
-            return (
-                pd.concat([f for f in frames if len(f)], ignore_index=True)
-                if any(len(f) for f in frames)
-                else pd.DataFrame()
-            )
-        return self._read(store, self._path(context))
+        store, day = self.storage.get(), _day(context)
+        lookback = int((context.definition_metadata or {}).get(LOOKBACK_DAYS, 1))
+        days = [(date.fromisoformat(day) - timedelta(days=n)).isoformat() for n in range(lookback)] if day else [day]
+        frames = [self._read(store, self._path(context, day=d)) for d in days]
+        frames = [f for f in frames if len(f)]
+        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else (frames[0] if frames else pd.DataFrame())
 
     @staticmethod
     def _read(store: ObjectStore, rel: str) -> pd.DataFrame:
@@ -71,24 +76,23 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         return pd.read_parquet(io.BytesIO(store.read_bytes(rel)))
 
     @staticmethod
-    def _path(context: Any, partition_key: str | None = None) -> str:
-        if partition_key is None and context.has_asset_partitions:
-            partition_key = context.asset_partition_key
+    def _path(context: Any, *, day: str | None) -> str:
+        partition_key = context.asset_partition_key if context.has_asset_partitions else None
         if partition_key is None:
             return object_key("assets", *context.asset_key.path[:-1], f"{context.asset_key.path[-1]}.parquet")
-        keys = getattr(partition_key, "keys_by_dimension", None)
-        if not keys and "|" in str(partition_key):  # a multi-partition key given as a string
-            date, tenant = str(partition_key).split("|", 1)
-            keys = {"date": date, "tenant": tenant}
-        if keys:
-            parts = [f"{k}={_partition_value(v)}" for k, v in sorted(keys.items())]
-        else:
-            parts = [_partition_value(str(partition_key))]
-        parts[-1] += ".parquet"
-        return object_key("assets", *context.asset_key.path, *parts)
+        tenant = _partition_value(str(partition_key))
+        return object_key("assets", *context.asset_key.path, f"tenant={tenant}", f"day={day}.parquet")
+
+
+def _day(context: dg.OutputContext | dg.InputContext) -> str | None:
+    """The day of the run this I/O belongs to (None for an unpartitioned asset: it has no history by day)."""
+    if not context.has_asset_partitions:
+        return None
+    step = context.step_context
+    return run_day(step.instance, step.dagster_run)
 
 
 def _partition_value(value: str) -> str:
-    """A partition key (a day or a tenant id) in an object path: both follow the one identifier rule, and a
-    key added by hand through Dagster's UI or API is not trusted."""
+    """A partition key (a tenant id) in an object path: it follows the one identifier rule, and a key added by
+    hand through Dagster's UI or API is not trusted."""
     return check_identifier(value, "partition key")

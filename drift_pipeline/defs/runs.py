@@ -16,7 +16,7 @@ from typing import Any
 import dagster as dg
 
 from drift_pipeline.defs.detection.jobs import replay_job
-from drift_pipeline.defs.partitions import key, tenants
+from drift_pipeline.defs.partitions import day_tags, key, tenants
 
 CANDIDATES_TAG = "drift_pipeline/candidates"
 REASON_TAG = "drift_pipeline/reason"
@@ -77,9 +77,9 @@ def replay_request(
     window: str = "",
     provider: str = "",
 ) -> dg.RunRequest:
-    """A `replay_job` run for one tenant-day with the contract's tags and a stable run key."""
+    """A `replay_job` run for one tenant's partition on `day` (a run tag) with a stable run key."""
     cands = sorted(set(candidates))
-    tags = {REASON_TAG: reason, CANDIDATES_TAG: ",".join(cands)}
+    tags = {REASON_TAG: reason, CANDIDATES_TAG: ",".join(cands), **day_tags(day)}
     if window:
         tags[WINDOW_TAG] = window
     if cands:
@@ -89,6 +89,6 @@ def replay_request(
     return dg.RunRequest(
         run_key=run_key or f"{reason}:{tenant_id}:{day}:{','.join(cands)}{key_suffix}",
         job_name=replay_job.name,
-        partition_key=key(tenant_id, day),
+        partition_key=key(tenant_id),
         tags=tags,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -59,36 +60,43 @@ def test_a_hostile_model_list_registers_nothing_and_writes_nothing_outside_the_r
     assert reference.name.startswith("_meta-llama-llama-3.1-8b-instruct-") and reference.suffix == ".json"
 
 
-@pytest.mark.parametrize("tenant", ["acme\n", "a..b", "../acme", "acme/x"])
+@pytest.mark.parametrize("tenant", ["acme\n", "a..b", "../acme", "acme/x", "2024-05-01|acme"])
 def test_hostile_tenant_partition_keys_never_become_paths(tenant: str) -> None:
     """A tenant partition added by hand through Dagster's UI or API is checked like any other entry point."""
     with pytest.raises(InvalidInputError, match="invalid tenant id"):
         partitions.key(tenant, "2024-05-01")
     context = SimpleNamespace(
-        asset_key=dg.AssetKey(["sampled_inputs"]),
-        has_asset_partitions=True,
-        asset_partition_key=dg.MultiPartitionKey({"date": "2024-05-01", "tenant": tenant}),
+        asset_key=dg.AssetKey(["sampled_inputs"]), has_asset_partitions=True, asset_partition_key=tenant
     )
     with pytest.raises(InvalidInputError, match="invalid partition key"):
-        ParquetIOManager._path(context)
-    with pytest.raises(InvalidInputError, match="invalid partition key"):
-        ParquetIOManager._path(context, f"2024-05-01|{tenant}")
-    with pytest.raises(InvalidInputError, match="invalid partition key"):
-        ParquetIOManager._path(SimpleNamespace(**{**vars(context), "asset_partition_key": tenant}))
+        ParquetIOManager._path(context, day="2024-05-01")
+
+
+@pytest.mark.parametrize("day", ["2024-13-01", "../2024-05-01", "2024-05-01/x", "yesterday", "2024-05-01\n"])
+def test_hostile_day_tags_are_refused(day: str) -> None:
+    """The day tag can be typed into the UI's launchpad: it is checked before it names a path or a cache."""
+    with pytest.raises(InvalidInputError, match="invalid day"):
+        partitions.day_from_tags({partitions.DAY_TAG: day})
+    with pytest.raises(InvalidInputError, match="invalid day"):
+        partitions.key("acme", day)
 
 
 def test_valid_partition_keys_keep_their_paths() -> None:
     context = SimpleNamespace(
-        asset_key=dg.AssetKey(["sampled_inputs"]),
-        has_asset_partitions=True,
-        asset_partition_key=dg.MultiPartitionKey({"date": "2024-05-01", "tenant": "acme"}),
+        asset_key=dg.AssetKey(["sampled_inputs"]), has_asset_partitions=True, asset_partition_key="acme"
     )
-    assert ParquetIOManager._path(context) == "assets/sampled_inputs/date=2024-05-01/tenant=acme.parquet"
+    assert partitions.key("acme", "2024-05-01") == "acme"
     assert (
-        ParquetIOManager._path(context, "2024-05-02|acme")
-        == "assets/sampled_inputs/date=2024-05-02/tenant=acme.parquet"
+        ParquetIOManager._path(context, day="2024-05-01") == "assets/sampled_inputs/tenant=acme/day=2024-05-01.parquet"
     )
-    tenant_only = SimpleNamespace(**{**vars(context), "asset_partition_key": "acme"})
-    assert ParquetIOManager._path(tenant_only) == "assets/sampled_inputs/acme.parquet"
+    assert (
+        ParquetIOManager._path(context, day="2024-05-02") == "assets/sampled_inputs/tenant=acme/day=2024-05-02.parquet"
+    )
     unpartitioned = SimpleNamespace(asset_key=dg.AssetKey(["a", "b"]), has_asset_partitions=False)
-    assert ParquetIOManager._path(unpartitioned) == "assets/a/b.parquet"
+    assert ParquetIOManager._path(unpartitioned, day=None) == "assets/a/b.parquet"
+
+
+def test_a_run_without_a_day_tag_works_on_its_utc_creation_day() -> None:
+    late = datetime(2024, 5, 1, 23, 30, tzinfo=timezone(timedelta(hours=-5)))  # 04:30 UTC the next day
+    assert partitions.day_from_tags({}, late) == "2024-05-02"
+    assert partitions.day_from_tags({partitions.DAY_TAG: "2024-04-30"}, late) == "2024-04-30"

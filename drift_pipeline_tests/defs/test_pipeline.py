@@ -1,6 +1,6 @@
 """The main job's story end to end in Dagster, with the real offline model and the real embedder.
 
-Registry + manifests -> ingest -> `sampled_inputs` (tenant x day) -> `behavioral_baselines` -> `replay_job`
+Registry + manifests -> ingest -> `sampled_inputs` (per tenant, the day in a run tag) -> `behavioral_baselines` -> `replay_job`
 (checks pass) -> a silent provider update -> `silent_change_tick` -> its replays -> `drift_within_threshold`
 fails -> a signed alert reaches a real local HTTP receiver, once. Run twice: on the embedded default (SQLite,
 a SQLite Dagster instance, local files) and on PostgreSQL + S3 (moto's server). The data is tiny (one
@@ -30,7 +30,7 @@ from drift_pipeline.definitions import build_defs
 from drift_pipeline.defs.alerts.sensors import alerts_for_run
 from drift_pipeline.defs.demo.driver import evidence_for_tenant
 from drift_pipeline.defs.detection.sensors import silent_change_tick
-from drift_pipeline.defs.partitions import key
+from drift_pipeline.defs.partitions import DAY_TAG, day_tags, key
 from drift_pipeline.defs.resources import ObjectStorage
 from drift_pipeline.defs.runs import REASON_TAG
 from drift_pipeline.detection import baselines, probes
@@ -187,22 +187,23 @@ def sample_and_baseline(story: Story, tmp_path: Path) -> None:
     story.instance.add_dynamic_partitions("tenants", [CONSENTING, NO_CONSENT])
     meta = {}
     for tenant_id in (CONSENTING, NO_CONSENT):
-        result = story.execute("", key(tenant_id, day), selection=["sampled_inputs"])
+        result = story.execute("", key(tenant_id), tags=day_tags(day), selection=["sampled_inputs"])
         [materialization] = result.asset_materializations_for_node("sampled_inputs")
         meta[tenant_id] = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
+        assert materialization.partition == tenant_id and meta[tenant_id]["day"] == day  # a point per night
     assert meta[CONSENTING]["status"] == "sampled" and meta[CONSENTING]["sampled"] == N_PROMPTS
     assert meta[NO_CONSENT]["status"] == "skipped"
     assert "consent" in meta[NO_CONSENT]["reason"] and meta[NO_CONSENT]["sampled"] == 0
 
-    sample = read_parquet(objects, f"assets/sampled_inputs/date={day}/tenant={CONSENTING}.parquet")
+    sample = read_parquet(objects, f"assets/sampled_inputs/tenant={CONSENTING}/day={day}.parquet")
     assert len(sample) == N_PROMPTS and set(sample["tenant_id"]) == {CONSENTING}
     text_of_sample = " ".join(sample["messages"])
     assert "<EMAIL>" in text_of_sample and "jane.doe@example.com" not in text_of_sample
-    skipped = read_parquet(objects, f"assets/sampled_inputs/date={day}/tenant={NO_CONSENT}.parquet")
+    skipped = read_parquet(objects, f"assets/sampled_inputs/tenant={NO_CONSENT}/day={day}.parquet")
     assert skipped.empty  # nothing of a tenant without consent reaches a sample
 
     for tenant_id in (CONSENTING, NO_CONSENT):
-        story.execute("baseline_job", tenant_id, run_config=BASELINE_RUN)
+        story.execute("baseline_job", key(tenant_id), tags=day_tags(day), run_config=BASELINE_RUN)
     manifest = manifests.current(store, CONSENTING, AGENT)
     assert manifest.behavioral_baseline_id
     info = baselines.get(store, manifest.behavioral_baseline_id)
@@ -223,7 +224,7 @@ def replay_then_silent_update(story: Story) -> tuple[dg.ExecuteInProcessResult, 
     Returns the nightly run and the drifted run.
     """
     store, objects, day = story.store, story.objects, story.day
-    nightly = story.execute("replay_job", key(CONSENTING, day), tags={REASON_TAG: "nightly"})
+    nightly = story.execute("replay_job", key(CONSENTING), tags={REASON_TAG: "nightly", **day_tags(day)})
     assert nightly.success
     passed = checks(nightly)
     assert passed["drift_within_threshold"].passed
@@ -242,12 +243,13 @@ def replay_then_silent_update(story: Story) -> tuple[dg.ExecuteInProcessResult, 
     tick = silent_change_tick(store, objects, first.cursor, prompts=PROBES, now=story.now)
     story.timed("silent_change_tick (after the update)", started)
     # The no-consent tenant has no baseline, so nothing to replay for it.
-    assert {r.partition_key.keys_by_dimension["tenant"] for r in tick.run_requests} == {CONSENTING}
+    assert {r.partition_key for r in tick.run_requests} == {CONSENTING}
+    assert {r.tags[DAY_TAG] for r in tick.run_requests} == {day}
     assert registry.get_version(store, MODEL).fingerprint.endswith(":r1"), tick.log
 
     results = {}
     for request in tick.run_requests:
-        tenant_id = request.partition_key.keys_by_dimension["tenant"]
+        tenant_id = request.partition_key
         results[tenant_id] = story.execute(
             request.job_name or "replay_job", request.partition_key, tags=dict(request.tags)
         )
@@ -389,7 +391,7 @@ def test_story_on_postgres_and_s3(
     # Dagster's own records live in its PostgreSQL database: runs, partitions, materializations.
     assert dagster_pg.get_run_by_id(drifted.run_id).status == dg.DagsterRunStatus.FAILURE
     sampled = dagster_pg.get_materialized_partitions(dg.AssetKey("sampled_inputs"))
-    assert {str(k) for k in sampled} == {f"{story.day}|{CONSENTING}", f"{story.day}|{NO_CONSENT}"}
+    assert set(sampled) == {CONSENTING, NO_CONSENT}
     assert dagster_pg.get_materialized_partitions(dg.AssetKey("behavioral_baselines")) == {CONSENTING, NO_CONSENT}
 
     import s3fs
@@ -398,8 +400,8 @@ def test_story_on_postgres_and_s3(
     root = s3_url.removeprefix("s3://")
     names = [p.removeprefix(root + "/") for p in fs.find(root)]
     day = story.day
-    assert f"assets/sampled_inputs/date={day}/tenant={CONSENTING}.parquet" in names
-    assert f"assets/shadow_replays/date={day}/tenant={CONSENTING}.parquet" in names
+    assert f"assets/sampled_inputs/tenant={CONSENTING}/day={day}.parquet" in names
+    assert f"assets/shadow_replays/tenant={CONSENTING}/day={day}.parquet" in names
     assert any(n.startswith(f"baselines/tenant={CONSENTING}/agent={AGENT}/") for n in names)
     assert any(n.startswith(f"traffic/tenant={CONSENTING}/day={day}/") for n in names)
     assert any(n.startswith(f"reports/tenant={CONSENTING}/day={day}/") for n in names)

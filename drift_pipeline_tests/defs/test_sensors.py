@@ -82,7 +82,8 @@ def test_new_version_is_registered_and_family_tenants_replayed_once(
     assert registry.get_version(store, "llm-2026-01-01").litellm_params == params
     [request] = second.run_requests
     assert request.job_name == "replay_job"
-    assert request.partition_key == f"{datetime.now(UTC).date().isoformat()}|acme"
+    assert request.partition_key == "acme"
+    assert request.tags["drift_pipeline/day"] == datetime.now(UTC).date().isoformat()
     assert request.tags["drift_pipeline/reason"] == "new-version"
     assert request.tags["drift_pipeline/candidates"] == "llm-2026-01-01"
     assert request.tags["drift_pipeline/provider"] == "openai"  # the run queue's per-provider limit keys on it
@@ -144,7 +145,7 @@ def test_silent_offline_revision_is_noticed_by_the_probe(sensor_setup: dict[str,
     fp1 = registry.get_version(store, OFFLINE).fingerprint
     assert fp1 != fp0 and fp1.endswith(":r1"), changed.log
     # Only agents with a baseline have anything to replay against.
-    assert sorted(r.partition_key.split("|")[1] for r in changed.run_requests) == ["acme"]
+    assert sorted(r.partition_key for r in changed.run_requests) == ["acme"]
     assert {r.tags["drift_pipeline/reason"] for r in changed.run_requests} == {"silent-change"}
     [entry] = [e for e in _audit(store) if e.action == "model.silent_change"]
     assert entry.after["changed"] and entry.after["distance"] > entry.after["noise_distance"]
@@ -193,7 +194,7 @@ def test_deprecation_notice_timing_and_readiness_replay(sensor_setup: dict[str, 
         store, router, early.cursor, days_before=30, today=today + timedelta(days=1)
     )
     [request] = due.run_requests
-    assert request.partition_key.endswith("|acme")
+    assert request.partition_key == "acme" and request.tags["drift_pipeline/day"]
     assert request.tags["drift_pipeline/reason"] == "deprecation-readiness"
     assert request.tags["drift_pipeline/candidates"] == "llm-2026-01-01"
     assert request.tags["drift_pipeline/provider"] == registry.get_version(store, "llm-2026-01-01").provider
@@ -232,7 +233,8 @@ def test_new_tenants_get_partitions_and_a_first_run(sensor_setup: dict[str, Any]
     result = tick(traffic_sensors.new_tenants_sensor, sensor_setup)
     [add] = result.dynamic_partitions_requests
     assert add.partitions_def_name == "tenants" and sorted(add.partition_keys) == ["acme", "globex", "initech"]
-    by_tenant = {r.partition_key.split("|")[1]: r for r in result.run_requests}
+    by_tenant = {r.partition_key: r for r in result.run_requests}
+    assert {r.tags["drift_pipeline/day"] for r in result.run_requests} == {datetime.now(UTC).date().isoformat()}
     assert by_tenant["acme"].job_name == "nightly_drift_job" and by_tenant["acme"].asset_selection is None
     assert by_tenant["globex"].asset_selection == [dg.AssetKey("sampled_inputs")]
     assert keys(tick(traffic_sensors.new_tenants_sensor, sensor_setup, result.cursor)) == keys(

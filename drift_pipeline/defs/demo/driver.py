@@ -161,7 +161,7 @@ def run(console: Console, *, on_step: Callable[[str], None] | None = None) -> De
     from drift_pipeline.definitions import defs
     from drift_pipeline.defs.alerts.sensors import alerts_for_run
     from drift_pipeline.defs.detection.sensors import silent_change_tick
-    from drift_pipeline.defs.partitions import key
+    from drift_pipeline.defs.partitions import day_tags, key
     from drift_pipeline.traffic.ingest.run import ingest_with_store
 
     step = on_step or (lambda text: console.rule(f"[bold]{text}"))
@@ -219,12 +219,12 @@ def run(console: Console, *, on_step: Callable[[str], None] | None = None) -> De
     step("3/6  Dagster: stratified, anonymised samples per tenant and day")
     for tenant_id in tenants:
         for day in days:
-            execute("", key(tenant_id, day), selection=["sampled_inputs"])
+            execute("", key(tenant_id), tags=day_tags(day), selection=["sampled_inputs"])
     console.print("  initech has no sampling consent: its partitions materialize empty, with the reason in metadata")
 
     step("4/6  Dagster: behavioural baselines (pinned model replayed twice: responses + noise floor)")
     for tenant_id in tenants:
-        execute("baseline_job", tenant_id)
+        execute("baseline_job", key(tenant_id), tags=day_tags(days[-1]))
     for m in manifests.list_current(store):
         console.print(
             f"  {m.tenant_id}/{m.agent_id}: baseline {m.behavioral_baseline_id or '[dim]none (no consent)[/dim]'}"
@@ -234,7 +234,7 @@ def run(console: Console, *, on_step: Callable[[str], None] | None = None) -> De
     receiver = AlertReceiver(settings.home / "demo" / "alerts")
     router = AlertRouter(store, _demo_channels(receiver), actor="sensor:drift_check_alerts")
     for tenant_id in tenants:
-        outcome = execute("replay_job", key(tenant_id, days[-1]), tags={"drift_pipeline/reason": "nightly"})
+        outcome = execute("replay_job", key(tenant_id), tags={"drift_pipeline/reason": "nightly", **day_tags(days[-1])})
         alerts_for_run(instance, outcome.run_id, router)  # resolves incidents of earlier demo runs
     _print_checks(console, result, days[-1])
     console.print(

@@ -1,7 +1,7 @@
 """Detection assets: sampled inputs -> behavioural baselines -> shadow replays -> divergence scores and drift report.
 
 Each asset is a thin call into the plain-Python core (sampling, baselines, detection); what it adds is
-partitioning (tenant x day, or tenant), lineage, and metadata that the Dagster UI shows and plots.
+partitioning (per tenant; the day is the run's `drift_pipeline/day` tag), lineage, and metadata that the Dagster UI shows and plots.
 """
 
 from collections.abc import Iterator
@@ -10,12 +10,11 @@ import dagster as dg
 import pandas as pd
 
 from drift_pipeline.config import Settings
-from drift_pipeline.defs.partitions import split, tenant_day, tenants
-from drift_pipeline.defs.resources import DriftStore, ObjectStorage
+from drift_pipeline.defs.partitions import split, tenants
+from drift_pipeline.defs.resources import LOOKBACK_DAYS, DriftStore, ObjectStorage
 from drift_pipeline.defs.runs import CANDIDATES_TAG, REASON_TAG, WINDOW_TAG
 from drift_pipeline.defs.traffic.assets import OWNERS
 from drift_pipeline.detection import baselines, embeddings, shadow, top_up
-from drift_pipeline.identifiers import check_identifier
 from drift_pipeline.persistence import reports
 from drift_pipeline.persistence.db import Store
 from drift_pipeline.persistence.objects import ObjectStore
@@ -32,12 +31,8 @@ class BaselineConfig(dg.Config):
     group_name="baselines",
     owners=OWNERS,
     kinds={"python", "parquet"},
-    ins={
-        "sampled_inputs": dg.AssetIn(
-            partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="tenant"),
-            metadata={"allow_missing_partitions": True},
-        )
-    },
+    # The tenant's samples of the run's day and the days before it (the I/O manager reads what exists).
+    ins={"sampled_inputs": dg.AssetIn(metadata={LOOKBACK_DAYS: 7})},
     pool="offline_llm",
     description="Immutable behavioural baseline per tenant agent: canonical prompts, the pinned model's responses, embeddings, dimension summary and noise floor. A new snapshot gets a new id; the manifest points at the one in force (audited).",
 )
@@ -48,7 +43,7 @@ def behavioral_baselines(
     drift_store: DriftStore,
     object_storage: ObjectStorage,
 ) -> pd.DataFrame:
-    tenant_id = check_identifier(context.partition_key, "tenant id")
+    tenant_id, _ = split(context)
     store, objects = drift_store.get(), object_storage.get()
     rows, created = [], 0
     for manifest in manifests.list_current(store, tenant_id):
@@ -90,16 +85,11 @@ def behavioral_baselines(
 
 
 @dg.asset(
-    partitions_def=tenant_day,
+    partitions_def=tenants,
     group_name="drift",
     owners=OWNERS,
     kinds={"python", "litellm", "parquet"},
-    deps=[
-        dg.AssetDep(
-            "behavioral_baselines",
-            partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="tenant"),
-        )
-    ],
+    deps=["behavioral_baselines"],
     pool="offline_llm",
     description="Shadow replay of each agent's baseline prompts against its pinned model and any candidate versions (run tag drift_pipeline/candidates), deterministic, cached and resumable. Never touches live traffic.",
 )
@@ -134,7 +124,7 @@ def shadow_replays(
 
 
 @dg.multi_asset(
-    partitions_def=tenant_day,
+    partitions_def=tenants,
     group_name="drift",
     outs={
         "divergence_scores": dg.AssetOut(

@@ -1,4 +1,4 @@
-"""Drift thresholds as Great Expectations checks on `drift_report`, per tenant-day partition.
+"""Drift thresholds as Great Expectations checks on `drift_report`, per tenant partition (the day in the run tag).
 
 For every agent's report against its *pinned* model, the GX suite built from the manifest (the tenant's
 threshold plus the statistical verdicts, `expectations.py`) decides: a breach fails
@@ -17,10 +17,9 @@ import dagster as dg
 import pandas as pd
 
 from drift_pipeline.alerts.events import episode_key
-from drift_pipeline.defs.partitions import tenant_day
+from drift_pipeline.defs.partitions import split, tenants
 from drift_pipeline.defs.resources import DriftStore, ObjectStorage
 from drift_pipeline.detection import expectation_suite, expectations, shadow
-from drift_pipeline.identifiers import check_identifier
 
 
 def _evaluate(
@@ -37,7 +36,12 @@ def _evaluate(
 
 
 def _result(
-    results: list[expectations.DriftCheckResult], report: pd.DataFrame, severity: str, tenant_id: str, check_name: str
+    results: list[expectations.DriftCheckResult],
+    report: pd.DataFrame,
+    severity: str,
+    tenant_id: str,
+    day: str,
+    check_name: str,
 ) -> dg.AssetCheckResult:
     # The ERROR check fails on drift; the WARN check on anything short of equivalence (drift included).
     failing = [r for r in results if r.severity == severity or (severity == expectation_suite.WARN and r.severity)]
@@ -45,6 +49,7 @@ def _result(
     alert_list = [_alert(r, report) for r in failing if r.severity == severity]  # one alert per finding
     meta: dict[str, Any] = {
         "tenant_id": tenant_id,
+        "day": day,
         "observed_value": float(worst),
         "thresholds": json.dumps({r.agent_id: r.threshold for r in results}),
         "agents_checked": len(results),
@@ -85,14 +90,14 @@ def _alert(result: expectations.DriftCheckResult, report: pd.DataFrame) -> dict[
         dg.AssetCheckSpec(
             "drift_within_threshold",
             asset="drift_report",
-            partitions_def=tenant_day,
+            partitions_def=tenants,
             blocking=True,
             description="ERROR when an agent's pinned model drifted beyond its tenant's threshold and noise floor (GX suite per tenant agent).",
         ),
         dg.AssetCheckSpec(
             "equivalence_shown",
             asset="drift_report",
-            partitions_def=tenant_day,
+            partitions_def=tenants,
             description="WARN while equivalence within the tenant's margin is not yet shown for an agent (inconclusive: too few pairs, or a near miss); not an incident.",
         ),
     ],
@@ -104,7 +109,7 @@ def drift_checks(
     drift_store: DriftStore,
     object_storage: ObjectStorage,
 ) -> Iterator[dg.AssetCheckResult]:
-    tenant_id = check_identifier(context.partition_key.keys_by_dimension["tenant"], "tenant id")  # type: ignore[attr-defined]
+    tenant_id, day = split(context)
     results = _evaluate(drift_report, drift_store, object_storage)
-    yield _result(results, drift_report, expectation_suite.ERROR, tenant_id, "drift_within_threshold")
-    yield _result(results, drift_report, expectation_suite.WARN, tenant_id, "equivalence_shown")
+    yield _result(results, drift_report, expectation_suite.ERROR, tenant_id, day, "drift_within_threshold")
+    yield _result(results, drift_report, expectation_suite.WARN, tenant_id, day, "equivalence_shown")

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from drift_pipeline.defs.detection.jobs import nightly_drift_job
-from drift_pipeline.defs.partitions import START_DATE, TENANTS, key
+from drift_pipeline.defs.partitions import TENANTS, day_tags, key
 from drift_pipeline.defs.resources import DriftStore
 from drift_pipeline.defs.runs import CANDIDATES_TAG, REASON_TAG, WINDOW_TAG
 from drift_pipeline.versioning import tenants
@@ -31,8 +31,8 @@ def nightly_requests(tenant_ids: list[str], day: str) -> list[dg.RunRequest]:
     return [
         dg.RunRequest(
             run_key=f"nightly:{tenant_id}:{day}",
-            partition_key=key(tenant_id, day),
-            tags={REASON_TAG: "nightly", CANDIDATES_TAG: ""},
+            partition_key=key(tenant_id),
+            tags={REASON_TAG: "nightly", CANDIDATES_TAG: "", **day_tags(day)},
         )
         for tenant_id in sorted(tenant_ids)
     ]
@@ -48,8 +48,6 @@ def nightly_requests(tenant_ids: list[str], day: str) -> list[dg.RunRequest]:
 )
 def nightly_drift_schedule(context: dg.ScheduleEvaluationContext) -> dg.SkipReason | list[dg.RunRequest]:
     day = (_tick_time(context).date() - timedelta(days=1)).isoformat()
-    if day < START_DATE:
-        return dg.SkipReason(f"{day} is before the retention window")
     tenant_ids = context.instance.get_dynamic_partitions(TENANTS)
     if not tenant_ids:
         return dg.SkipReason("no tenant partitions yet (the new_tenants_sensor adds them)")
@@ -62,7 +60,7 @@ def nightly_drift_schedule(context: dg.ScheduleEvaluationContext) -> dg.SkipReas
     job=nightly_drift_job,
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Every hour at :15 UTC, for tenants whose manifest cadence is `hourly`: the same chain on today's partition so far.",
+    description="Every hour at :15 UTC, for tenants whose manifest cadence is `hourly`: the same chain on today's traffic so far.",
 )
 def hourly_drift_schedule(
     context: dg.ScheduleEvaluationContext, drift_store: DriftStore
@@ -76,8 +74,8 @@ def hourly_drift_schedule(
     return [
         dg.RunRequest(
             run_key=f"hourly:{tenant_id}:{day}T{when.hour:02d}",
-            partition_key=key(tenant_id, day),
-            tags={REASON_TAG: "hourly", CANDIDATES_TAG: "", WINDOW_TAG: f"{day}T{when.hour:02d}"},
+            partition_key=key(tenant_id),
+            tags={REASON_TAG: "hourly", CANDIDATES_TAG: "", WINDOW_TAG: f"{day}T{when.hour:02d}", **day_tags(day)},
         )
         for tenant_id in tenant_ids
     ]

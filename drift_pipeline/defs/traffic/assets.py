@@ -1,13 +1,13 @@
 """Traffic asset: `sampled_inputs`, a tenant-day's anonymised stratified sample (the chain's first link).
 
-A thin call into `traffic.sampling`; what it adds is partitioning (tenant x day), lineage, and metadata
+A thin call into `traffic.sampling`; what it adds is partitioning (per tenant, the day in the run tag), lineage, and metadata
 that the Dagster UI shows and plots.
 """
 
 import dagster as dg
 import pandas as pd
 
-from drift_pipeline.defs.partitions import split, tenant_day
+from drift_pipeline.defs.partitions import split, tenants
 from drift_pipeline.defs.resources import DriftStore, ObjectStorage
 from drift_pipeline.traffic import sampling
 
@@ -22,7 +22,7 @@ class SamplingConfig(dg.Config):
 
 
 @dg.asset(
-    partitions_def=tenant_day,
+    partitions_def=tenants,
     group_name="traffic",
     owners=OWNERS,
     kinds={"python", "parquet"},

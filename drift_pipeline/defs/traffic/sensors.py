@@ -8,7 +8,7 @@ from typing import Any
 import dagster as dg
 
 from drift_pipeline.defs.detection.jobs import nightly_drift_job
-from drift_pipeline.defs.partitions import TENANTS, key
+from drift_pipeline.defs.partitions import TENANTS, day_tags, key
 from drift_pipeline.defs.resources import DriftStore, ObjectStorage
 from drift_pipeline.defs.runs import CANDIDATES_TAG, REASON_TAG, Tick, load_cursor, today_utc
 from drift_pipeline.identifiers import check_identifier
@@ -44,8 +44,8 @@ def new_tenants_tick(
             dg.RunRequest(
                 run_key=f"first-run:{tenant_id}:{day}",
                 job_name=nightly_drift_job.name,
-                partition_key=key(tenant_id, day),
-                tags={REASON_TAG: "new-tenant", CANDIDATES_TAG: ""},
+                partition_key=key(tenant_id),
+                tags={REASON_TAG: "new-tenant", CANDIDATES_TAG: "", **day_tags(day)},
                 # Without a manifest there is nothing to replay yet: only sample its traffic.
                 asset_selection=None if tenant_id in with_manifest else [dg.AssetKey("sampled_inputs")],
             )
