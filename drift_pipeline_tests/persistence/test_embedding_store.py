@@ -1,5 +1,5 @@
 """The content-addressed embedding store, on a local folder and on S3 (moto's server): round trips,
-concurrent writers, tampered segments, compaction, privacy, and the Embedder using it."""
+concurrent writers, tampered and forged objects, privacy, and the Embedder using it."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from drift_pipeline.config import Settings
 from drift_pipeline.detection import embeddings
 from drift_pipeline.detection.embeddings import Backend, Embedder, text_key
 from drift_pipeline.errors import InvalidInputError
-from drift_pipeline.persistence.embedding_store import CORRUPT, EmbeddingStore, _encode
+from drift_pipeline.persistence.embedding_store import CORRUPT, EmbeddingStore, encode
 from drift_pipeline.persistence.objects import ObjectStore
 
 DIM = 16
@@ -35,18 +35,18 @@ def keys(n: int, tag: str = "") -> list[str]:
     return [hashlib.sha256(f"{tag}{i}".encode()).hexdigest() for i in range(n)]
 
 
-def segments(objects: ObjectStore, store: EmbeddingStore) -> list[str]:
+def stored(objects: ObjectStore, store: EmbeddingStore) -> list[str]:
     base = objects.full_path(store.root)
-    return sorted(p for p in objects.fs.find(base) if p.endswith(".seg") and f"/{CORRUPT}/" not in p)
+    return sorted(p for p in objects.fs.find(base) if p.endswith(".vec") and f"/{CORRUPT}/" not in p)
 
 
 def test_round_trip_across_instances(objects: ObjectStore) -> None:
-    written = vectors(keys(300))
+    written = vectors(keys(100))
     EmbeddingStore(objects, BACKEND, DIM).put_many(written)
     reader = EmbeddingStore(objects, BACKEND, DIM)  # another run, another process: only the files are shared
-    wanted = [*keys(300)[:150], *keys(5, "never-stored")]
+    wanted = [*keys(100)[:50], *keys(5, "never-stored")]
     found = reader.get_many(wanted)
-    assert set(found) == set(keys(300)[:150])
+    assert set(found) == set(keys(100)[:50])
     for key, vector in found.items():
         np.testing.assert_array_equal(vector, written[key])
     assert reader.stats.rejected == []
@@ -55,8 +55,8 @@ def test_round_trip_across_instances(objects: ObjectStore) -> None:
 
 def test_concurrent_writers_lose_nothing(objects: ObjectStore) -> None:
     """Eight writers flush overlapping and disjoint keys into the same shards at once."""
-    shared_keys = keys(64, "shared")
-    batches = [{**vectors(shared_keys), **vectors(keys(64, f"w{w}"), seed=w + 1)} for w in range(8)]
+    shared_keys = keys(16, "shared")
+    batches = [{**vectors(shared_keys), **vectors(keys(16, f"w{w}"), seed=w + 1)} for w in range(8)]
     start = threading.Barrier(8)
     errors: list[BaseException] = []
 
@@ -80,24 +80,19 @@ def test_concurrent_writers_lose_nothing(objects: ObjectStore) -> None:
         np.testing.assert_array_equal(vector, every[key])
 
 
-def _one_segment(objects: ObjectStore, store: EmbeddingStore, entries: dict[str, np.ndarray]) -> tuple[str, bytes]:
-    store.put_many(entries)
-    [path] = segments(objects, store)
-    return path, objects.fs.cat_file(path)
-
-
-def test_a_tampered_segment_is_ignored_and_moved_aside(objects: ObjectStore) -> None:
+def test_a_tampered_object_is_ignored_and_moved_aside(objects: ObjectStore) -> None:
     store = EmbeddingStore(objects, BACKEND, DIM)
     key = keys(1)[0]
-    path, data = _one_segment(objects, store, vectors([key]))
-    flipped = bytearray(data)
-    flipped[-3] ^= 0x01  # one bit of one float: still finite, still about unit norm
+    store.put_many(vectors([key]))
+    [path] = stored(objects, store)
+    flipped = bytearray(objects.fs.cat_file(path))
+    flipped[-40] ^= 0x01  # one bit of one float: still finite, still about unit norm
     objects.fs.pipe_file(path, bytes(flipped))
 
     reader = EmbeddingStore(objects, BACKEND, DIM)
     assert reader.get_many([key]) == {}
-    assert reader.stats.rejected == ["content does not match its name"]
-    assert segments(objects, store) == []
+    assert reader.stats.rejected == ["checksum mismatch (torn or altered)"]
+    assert stored(objects, store) == []
     assert any(f"/{CORRUPT}/" in p for p in objects.fs.find(objects.full_path(store.root)))
 
 
@@ -110,28 +105,25 @@ def test_a_tampered_segment_is_ignored_and_moved_aside(objects: ObjectStore) -> 
         (BACKEND, np.eye(1, 8, dtype=np.float32)[0], "dimension 8, expected 16"),
     ],
 )
-def test_forged_segments_with_a_valid_name_are_refused(
+def test_forged_objects_with_a_valid_checksum_are_refused(
     objects: ObjectStore, backend: str, vector: np.ndarray | None, reason: str
 ) -> None:
-    """An insider who recomputes the content hash still cannot slip in foreign, NaN or malformed vectors."""
+    """An insider who recomputes the checksum still cannot slip in foreign, NaN or malformed vectors."""
     key = keys(1)[0]
-    entries = {key: vector if vector is not None else vectors([key])[key]}
-    name, data = _encode(backend, entries)
     store = EmbeddingStore(objects, BACKEND, DIM)
-    objects.write_bytes(f"{store.root}/{key[:2]}/{name}", data)
+    objects.write_bytes(store.rel(key), encode(backend, key, vector if vector is not None else vectors([key])[key]))
     assert store.get_many([key]) == {}
     assert reason in store.stats.rejected[0]
 
 
-def test_a_segment_in_the_wrong_shard_is_refused(objects: ObjectStore) -> None:
-    key = keys(1)[0]
-    name, data = _encode(BACKEND, vectors([key]))
+def test_a_vector_copied_under_another_key_is_refused(objects: ObjectStore) -> None:
+    """Swapping two texts' vectors (to hide a change) needs rewriting the header: it names its own key."""
+    first, second = keys(2)
     store = EmbeddingStore(objects, BACKEND, DIM)
-    other = "00" if key[:2] != "00" else "01"
-    objects.write_bytes(f"{store.root}/{other}/{name}", data)
-    fake_key = other + key[2:]
-    assert store.get_many([fake_key]) == {}
-    assert store.stats.rejected == ["holds keys of another shard"]
+    store.put_many(vectors([first]))
+    objects.write_bytes(store.rel(second), objects.read_bytes(store.rel(first)))
+    assert set(store.get_many([first, second])) == {first}
+    assert store.stats.rejected == ["written for another key"]
 
 
 @pytest.mark.parametrize(
@@ -147,21 +139,6 @@ def test_bad_vectors_are_never_stored(local_objects: ObjectStore, vector: np.nda
         EmbeddingStore(local_objects, BACKEND, DIM).put_many({keys(1)[0]: vector})
     with pytest.raises(InvalidInputError, match="sha256 hex digests"):
         EmbeddingStore(local_objects, BACKEND, DIM).put_many({"../../etc/passwd": vectors(["x"])["x"]})
-
-
-def test_shards_are_compacted_without_losing_entries(objects: ObjectStore) -> None:
-    same_shard = [k for k in keys(4000) if k.startswith("ab")][:6]
-    written: dict[str, np.ndarray] = {}
-    for i, key in enumerate(same_shard):  # six flushes, six segments in one shard
-        batch = vectors([key], seed=i)
-        EmbeddingStore(objects, BACKEND, DIM).put_many(batch)
-        written.update(batch)
-    reader = EmbeddingStore(objects, BACKEND, DIM, compact_after=3)
-    assert set(reader.get_many(same_shard[:1])) == set(same_shard[:1])
-    assert reader.stats.compacted == 1
-    assert len(segments(objects, reader)) == 1
-    found = EmbeddingStore(objects, BACKEND, DIM).get_many(same_shard)
-    assert {k: v.tolist() for k, v in found.items()} == {k: v.tolist() for k, v in written.items()}
 
 
 class CountingEncoder:
@@ -217,11 +194,11 @@ def test_switching_backend_never_returns_another_backends_vector(objects: Object
         embeddings.EmbeddingCache.load(cache_file, "backend-a/model/dim=16")
 
 
-def test_a_corrupt_segment_is_embedded_again(local_objects: ObjectStore) -> None:
+def test_a_corrupt_object_is_embedded_again(local_objects: ObjectStore) -> None:
     text = "the refund was sent"
     _embedder(local_objects, BACKEND, CountingEncoder("a")).embed([text])
-    [path] = [p for p in local_objects.fs.find(local_objects.full_path("embeddings")) if p.endswith(".seg")]
-    local_objects.fs.pipe_file(path, b"DPEMB1\ngarbage")
+    [path] = [p for p in local_objects.fs.find(local_objects.full_path("embeddings")) if p.endswith(".vec")]
+    local_objects.fs.pipe_file(path, b"DPVEC1\ngarbage")
     again = CountingEncoder("a")
     vector = _embedder(local_objects, BACKEND, again).embed([text])
     assert again.seen == [text]
