@@ -66,7 +66,8 @@ class RemoteEncoder:
                 "the openai-compatible embedding backend needs DRIFT_PIPELINE_EMBEDDING_MODEL and _EMBEDDING_URL"
             )
         self.model = model
-        self.url = url.rstrip("/")
+        self._base_url = url.rstrip("/")
+        self.url = _without_userinfo(self._base_url)  # what messages show: no `user:password@`
         self.dimension = dimension  # None: the first valid answer fixes it for this encoder
         self.timeout_s = timeout_s
         self.retry = retry
@@ -104,7 +105,7 @@ class RemoteEncoder:
                     response = litellm.embedding(
                         model=f"openai/{self.model}",
                         input=batch,
-                        api_base=self.url,
+                        api_base=self._base_url,
                         api_key=self._key(),
                         encoding_format="float",
                         timeout=self.timeout_s,
@@ -154,6 +155,7 @@ class RemoteEncoder:
         key = self._key()
         if key and key != "none":
             text = text.replace(key, "***")  # a server may echo the bearer token in its error page
+        text = text.replace(self._base_url, self.url)
         detail = f"HTTP {status}: " if isinstance(status, int) else ""
         return f"embedding server {self.url} failed: {detail}{type(exc).__name__}: {text}".rstrip(": ")
 
@@ -168,7 +170,7 @@ class RemoteEncoder:
 
         return openai.OpenAI(
             api_key=self._key(),
-            base_url=self.url,
+            base_url=self._base_url,
             max_retries=0,
             timeout=self.timeout_s,
             http_client=httpx.Client(transport=_capped_transport(self.max_response_bytes), timeout=self.timeout_s),
@@ -206,6 +208,12 @@ def _capped_transport(limit: int) -> httpx.BaseTransport:
             return httpx.Response(response.status_code, headers=headers, content=bytes(body), request=request)
 
     return Transport()
+
+
+def _without_userinfo(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    host, slash, path = rest.partition("/")
+    return f"{scheme}{sep}{host.rsplit('@', 1)[-1]}{slash}{path}" if sep else url
 
 
 def _field(obj: Any, name: str) -> Any:

@@ -62,6 +62,7 @@ def test_batches_normalises_keeps_order_and_sends_the_key(embedding_server: Fake
         ("zero", "a zero vector"),
         ("text", "not JSON \\(text/html\\)"),
         ("huge", "more than 1000000 bytes"),
+        ("stream", "more than 1000000 bytes"),
     ],
 )
 def test_a_hostile_server_is_one_clear_error_and_not_retried(
@@ -101,10 +102,10 @@ def test_transient_failures_are_retried_and_client_errors_are_not(
 
 
 def test_an_unreachable_server_is_one_line(tmp_path: Path) -> None:
-    dead = RemoteEncoder("m", "http://127.0.0.1:9/v1", retry=RetryPolicy(attempts=2, base_delay_s=0.01))
+    dead = RemoteEncoder("m", "http://ops:hunter2@127.0.0.1:9/v1", retry=RetryPolicy(attempts=2, base_delay_s=0.01))
     with pytest.raises(EmbeddingServiceError, match=r"embedding server http://127.0.0.1:9/v1 failed") as caught:
         dead.encode(["x"])
-    assert "\n" not in str(caught.value)
+    assert "\n" not in str(caught.value) and "hunter2" not in str(caught.value) + repr(dead)
 
 
 def test_backends_are_chosen_by_settings(monkeypatch: pytest.MonkeyPatch, embedding_server: FakeEmbeddings) -> None:

@@ -29,7 +29,7 @@ def hashed_vector(text: str, dim: int = DIM) -> list[float]:
 class FakeEmbeddings:
     """`mode` scripts the answers: ``ok``; ``dim`` (one vector one element short), ``nan``, ``count`` (one
     vector missing), ``indices`` (an index twice), ``text`` (200 with an HTML page), ``huge`` (a 3 MB body),
-    ``zero``; ``reversed`` answers in reverse index order (valid). `fail` is a list of HTTP statuses sent
+    ``zero``, ``stream`` (the same 3 MB without Content-Length); ``reversed`` answers in reverse index order (valid). `fail` is a list of HTTP statuses sent
     (with Retry-After: 0) before answering. With `model` set (a SentenceTransformer) it embeds for real."""
 
     def __init__(self) -> None:
@@ -58,7 +58,7 @@ class FakeEmbeddings:
         vectors = self.vectors(texts)
         if self.mode == "text":
             return 200, b"<html>502 Bad Gateway</html>", "text/html"
-        if self.mode == "huge":
+        if self.mode in ("huge", "stream"):
             return 200, b'{"data": [' + b" " * 3_000_000 + b"]}", "application/json"
         if self.mode == "dim":
             vectors[-1] = vectors[-1][:-1]
@@ -93,7 +93,8 @@ class FakeEmbeddings:
             def _send(self, status: int, data: bytes, content_type: str) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
+                if fake.mode != "stream" or status != 200:  # "stream": the body ends when the connection does
+                    self.send_header("Content-Length", str(len(data)))
                 self.send_header("Retry-After", "0")
                 self.end_headers()
                 # The client may stop reading a huge answer: what it should do.
