@@ -7,7 +7,8 @@ Texts are real LLMDrift answers (all models, both files; distinct texts only). T
 3. raw lookups: `EmbeddingStore.get_many` alone, as texts/s.
 
 It also prints the store's size on disk (segments and bytes). `--backend local` embeds with the real
-all-MiniLM-L6-v2; `--backend hash` uses a cheap deterministic encoder so the store's own overhead shows.
+all-MiniLM-L6-v2; `--backend hash` uses a cheap deterministic encoder so the store's own overhead shows;
+`--backend settings` uses the configured backend (e.g. a text-embeddings-inference server).
 
     .venv/bin/python benchmarks/bench_embedding_store.py --texts 500 --backend local
     .venv/bin/python benchmarks/bench_embedding_store.py --texts 5000 --backend hash [--storage-url s3://...]
@@ -57,6 +58,8 @@ class HashEncoder:
 def backend(name: str) -> Backend:
     if name == "local":
         return embeddings.LOCAL
+    if name == "settings":  # e.g. DRIFT_PIPELINE_EMBEDDING_BACKEND=openai-compatible and a TEI server
+        return embeddings.backend()
     return Backend("bench/hash/dim=384", HashEncoder, 384)
 
 
@@ -71,7 +74,7 @@ def timed_run(objects: ObjectStore, chosen: Backend, texts: list[str]) -> tuple[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=500)
-    parser.add_argument("--backend", choices=("local", "hash"), default="hash")
+    parser.add_argument("--backend", choices=("local", "hash", "settings"), default="hash")
     parser.add_argument("--storage-url", default=None, help="store root (default: a fresh temporary folder)")
     args = parser.parse_args()
 
