@@ -22,6 +22,7 @@ from drift_pipeline.persistence.objects import ObjectStore
 from drift_pipeline.retry import RetryPolicy
 from drift_pipeline.traffic.records import TrafficRecord
 from drift_pipeline.versioning import manifests, registry, tenants
+from drift_pipeline_tests.plugins.cli import CliRun
 from drift_pipeline_tests.plugins.embedding_server import DIM, FakeEmbeddings, hashed_vector
 
 FAST = RetryPolicy(attempts=3, base_delay_s=0.01, max_delay_s=0.05)
@@ -211,3 +212,26 @@ def test_the_real_model_served_remotely_gives_the_local_vectors(embedding_server
     remote = encoder(embedding_server).encode(texts)
     local = model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
     assert np.einsum("ij,ij->i", remote, local).min() > 0.9999
+
+
+def test_the_cli_uses_the_server_and_reports_a_bad_one_in_one_line(
+    remote_env: FakeEmbeddings, tmp_path: Path, run_cli: CliRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "40")
+    path = _records(tmp_path / "pairs.jsonl")
+    args = ["compare", str(path), "--baseline", "v1", "--candidate", "v2", "--dimension", "similarity"]
+    code, out, err = run_cli(*args, "--output", str(tmp_path / "ok.json"))
+    assert code == 0, err
+    assert "the refund for order 3 was sent" in remote_env.texts_seen
+    assert json.loads((tmp_path / "ok.json").read_text())["descriptive"][0]["name"] == "similarity"
+
+    monkeypatch.setenv("DRIFT_PIPELINE_EMBEDDING_STORE", "false")  # or the store would answer
+    remote_env.mode = "nan"
+    code, out, err = run_cli(*args, "--output", str(tmp_path / "bad.json"))
+    assert code != 0 and "Traceback" not in out + err and KEY not in out + err
+    assert "returned NaN or infinite values" in " ".join((out + err).split())
+    assert not (tmp_path / "bad.json").exists()
+
+    monkeypatch.delenv("DRIFT_PIPELINE_EMBEDDING_URL")
+    code, out, err = run_cli(*args, "--output", str(tmp_path / "bad.json"))
+    assert code != 0 and "DRIFT_PIPELINE_EMBEDDING_URL" in " ".join((out + err).split())
