@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from drift_pipeline.config import Settings
 from drift_pipeline.detection import baselines, embeddings
 from drift_pipeline.detection.compare import compare
 from drift_pipeline.detection.embedding_remote import EmbeddingServiceError, RemoteEncoder
+from drift_pipeline.detection.statistics import NoiseFloor
 from drift_pipeline.errors import InvalidInputError
 from drift_pipeline.persistence.db import Store
 from drift_pipeline.persistence.objects import ObjectStore
@@ -199,6 +201,7 @@ def test_a_baseline_is_embedded_by_the_configured_backend(remote_env: FakeEmbedd
     info = baselines.build_baseline(store, objects, manifest, sample, embedder=embeddings.shared(), actor="t")
 
     assert "Your refund is on its way." in remote_env.texts_seen
+    assert info.summary["embedding_backend"] == "openai-compatible/hash-64"
     frame = baselines.load_frame(objects, info)
     np.testing.assert_allclose(frame["embedding"].iloc[0], unit(hashed_vector("Your refund is on its way.")), atol=1e-6)
     assert embeddings.shared().backend.id == "openai-compatible/hash-64"
@@ -235,3 +238,25 @@ def test_the_cli_uses_the_server_and_reports_a_bad_one_in_one_line(
     monkeypatch.delenv("DRIFT_PIPELINE_EMBEDDING_URL")
     code, out, err = run_cli(*args, "--output", str(tmp_path / "bad.json"))
     assert code != 0 and "DRIFT_PIPELINE_EMBEDDING_URL" in " ".join((out + err).split())
+
+
+def test_a_noise_floor_from_another_backend_is_not_used_for_similarity(embedding_server: FakeEmbeddings) -> None:
+    """Similarities of two backends are on different scales: today's must not be tested against a floor
+    measured on another backend (the other dimensions' floors stay)."""
+    floor = NoiseFloor(floors={"similarity": 0.1, "length": 0.2}, similarities=[0.97, 0.99], n_pairs=2)
+    remote = embeddings.backend(
+        Settings(embedding_backend="openai-compatible", embedding_model="hash-64", embedding_url=embedding_server.url)
+    )
+
+    def info(summary: dict[str, object]) -> baselines.BaselineInfo:
+        summary = {**summary, "noise_floor": floor.to_dict()}
+        return baselines.BaselineInfo("b1", "acme", "support", "m-1", "file:///x", 2, summary, datetime.now(UTC))
+
+    on_local = info({"embedding_backend": embeddings.LOCAL_BACKEND_ID})
+    assert baselines.noise_floor_for(on_local, embeddings.Embedder()) == floor
+    assert baselines.noise_floor_for(info({}), embeddings.Embedder()) == floor  # older baselines: local
+    moved = baselines.noise_floor_for(on_local, embeddings.Embedder(backend=remote))
+    assert moved is not None and moved.similarities == [] and moved.floors == {"length": 0.2}
+    assert (
+        baselines.noise_floor_for(info({"embedding_backend": remote.id}), embeddings.Embedder(backend=remote)) == floor
+    )
