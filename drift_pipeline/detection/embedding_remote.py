@@ -87,7 +87,8 @@ class RemoteEncoder:
         **_ignored: Any,
     ) -> np.ndarray:
         """One unit-norm float32 row per text, in order (always normalised: cosine needs it)."""
-        texts = list(sentences)
+        # OpenAI-style servers refuse an empty input string; a space embeds the same absence of content.
+        texts = [t if t.strip() else " " for t in sentences]
         rows = [self._request(texts[i : i + batch_size]) for i in range(0, len(texts), max(1, batch_size))]
         if not rows:
             return np.zeros((0, self.dimension or 0), dtype=np.float32)
@@ -123,8 +124,8 @@ class RemoteEncoder:
         if len(data) != expected:
             raise self._bad(f"returned {len(data)} vectors for {expected} texts")
         indices = [_field(item, "index") for item in data]
-        if all(i is not None for i in indices):
-            if sorted(indices) != list(range(expected)):
+        if any(i is not None for i in indices):  # without indices the answer's order is the input's
+            if not all(_is_int(i) for i in indices) or sorted(indices) != list(range(expected)):
                 raise self._bad("returned indices that are not one per text")
             data = [item for _, item in sorted(zip(indices, data, strict=True), key=lambda pair: pair[0])]
         vectors = [_field(item, "embedding") for item in data]
@@ -218,6 +219,10 @@ def _without_userinfo(url: str) -> str:
 
 def _field(obj: Any, name: str) -> Any:
     return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_number(value: Any) -> bool:

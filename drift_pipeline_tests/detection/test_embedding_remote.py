@@ -62,6 +62,7 @@ def test_batches_normalises_keeps_order_and_sends_the_key(embedding_server: Fake
         ("nan", "NaN or infinite"),
         ("count", "returned 2 vectors for 3 texts"),
         ("indices", "indices that are not one per text"),
+        ("index-type", "indices that are not one per text"),
         ("zero", "a zero vector"),
         ("text", "not JSON \\(text/html\\)"),
         ("huge", "more than 1000000 bytes"),
@@ -77,6 +78,11 @@ def test_a_hostile_server_is_one_clear_error_and_not_retried(
     assert len(embedding_server.requests) == 1  # a wrong answer is not a transient failure
     assert "\n" not in str(caught.value) and KEY not in str(caught.value)
     assert embedding_server.url in str(caught.value)
+
+
+def test_empty_texts_are_embedded_like_no_content(embedding_server: FakeEmbeddings) -> None:
+    vectors = encoder(embedding_server).encode(["", "  ", "refund"])
+    assert vectors.shape == (3, DIM) and embedding_server.requests[0]["body"]["input"] == [" ", " ", "refund"]
 
 
 def test_a_configured_dimension_is_enforced(embedding_server: FakeEmbeddings) -> None:

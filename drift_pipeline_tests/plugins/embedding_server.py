@@ -28,7 +28,7 @@ def hashed_vector(text: str, dim: int = DIM) -> list[float]:
 
 class FakeEmbeddings:
     """`mode` scripts the answers: ``ok``; ``dim`` (one vector one element short), ``nan``, ``count`` (one
-    vector missing), ``indices`` (an index twice), ``text`` (200 with an HTML page), ``huge`` (a 3 MB body),
+    vector missing), ``indices`` (an index twice), ``index-type`` (an index as a string), ``text`` (200 with an HTML page), ``huge`` (a 3 MB body),
     ``zero``, ``stream`` (the same 3 MB without Content-Length); ``reversed`` answers in reverse index order (valid). `fail` is a list of HTTP statuses sent
     (with Retry-After: 0) before answering. With `model` set (a SentenceTransformer) it embeds for real."""
 
@@ -71,6 +71,8 @@ class FakeEmbeddings:
             items = items[:-1]
         if self.mode == "indices" and len(items) > 1:
             items[1]["index"] = 0
+        if self.mode == "index-type":
+            items[0]["index"] = "0"
         if self.mode == "reversed":
             items.reverse()
         body = {"object": "list", "model": "served", "data": items, "usage": {"prompt_tokens": 1, "total_tokens": 1}}
@@ -88,6 +90,8 @@ class FakeEmbeddings:
                 if self.path.rstrip("/") != "/v1/embeddings":
                     return self._send(404, b'{"error": "not found"}', "application/json")
                 texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+                if any(not t for t in texts):  # as OpenAI does
+                    return self._send(400, b'{"error": {"message": "input cannot be empty"}}', "application/json")
                 self._send(*fake.answer(texts))
 
             def _send(self, status: int, data: bytes, content_type: str) -> None:
