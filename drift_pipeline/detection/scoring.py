@@ -17,7 +17,7 @@ from drift_pipeline.detection import dimensions as dims
 from drift_pipeline.detection import distribution as dist
 from drift_pipeline.detection.dimensions._usage import USAGE_FIELDS
 from drift_pipeline.detection.dimensions.base import PairContext, ScoringEnv
-from drift_pipeline.detection.embeddings import Embedder
+from drift_pipeline.detection.embeddings import Embedder, from_settings
 from drift_pipeline.detection.statistics import (
     Correction,
     DimensionResult,
@@ -91,7 +91,7 @@ def score_pairs(
         )
     specs = specs_for(dimensions)
     if embedder is None and any(s.kind == "similarity" for s in specs):
-        embedder = Embedder()  # one cache for the similarity dimension and the distribution test
+        embedder = from_settings()  # one cache for the similarity dimension and the distribution test
     per_pair = score_contexts(contexts, dimensions=dimensions, embedder=embedder, progress=progress)
     test = _distribution_test(contexts, specs, embedder, distribution_permutations)
     results, not_applicable = evaluate(

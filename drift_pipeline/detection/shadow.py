@@ -146,7 +146,7 @@ def score_agent(
                 alpha=level,
                 response_schema=manifest.config.response_schema,
                 tools=manifest.config.tools or None,
-                noise_floor=info.noise_floor,
+                noise_floor=baselines.noise_floor_for(info, embedder),
                 embedder=embedder,
                 tenant_id=manifest.tenant_id,
                 agent_id=manifest.agent_id,

@@ -12,13 +12,13 @@ class Similarity(Dimension):
     kind = "similarity"
     span = 1.0
     order = 0
-    description = "cosine similarity of the two responses (all-MiniLM-L6-v2); 1.0 when identical"
+    description = "cosine similarity of the two responses (the embedding backend); 1.0 when identical"
 
     def score(self, pairs: Sequence[PairContext], env: ScoringEnv) -> list[tuple[Value, Value]]:
         if env.embedder is None:
-            from drift_pipeline.detection.embeddings import Embedder
+            from drift_pipeline.detection.embeddings import from_settings
 
-            env.embedder = Embedder()
+            env.embedder = from_settings()
         sims = env.embedder.pair_similarity(
             [p.baseline_text for p in pairs], [p.candidate_text for p in pairs], progress=env.progress
         )
