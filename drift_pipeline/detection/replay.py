@@ -21,8 +21,9 @@ from typing import Any
 
 import pandas as pd
 
-from drift_pipeline.detection.replay_cache import cache_key, load_cached, save_output
+from drift_pipeline.detection.replay_cache import OutputWriter, cache_key, load_cached, output_row
 from drift_pipeline.detection.replay_call import DEFAULT_ATTEMPT_TIMEOUT_S, DEFAULT_RETRY, Outcome, complete
+from drift_pipeline.detection.replay_http import OpenAITransport, uses_direct_transport
 from drift_pipeline.errors import DriftPipelineError, InvalidInputError
 from drift_pipeline.persistence.db import Store
 from drift_pipeline.retry import RetryPolicy
@@ -53,7 +54,7 @@ DEFAULT_CONCURRENCY = 8
 # The offline provider batches concurrent requests: let a full batch in at once.
 PROVIDER_CONCURRENCY = {"offline": 16}
 # litellm params that are credentials or transport settings: never part of the cache key or the stored request.
-_NOT_REQUEST = frozenset({"api_key", "api_key_env", "timeout", "max_retries", "num_retries", "metadata"})
+_NOT_REQUEST = frozenset({"api_key", "api_key_env", "timeout", "max_retries", "num_retries", "metadata", "transport"})
 
 
 @dataclass(frozen=True)
@@ -77,8 +78,13 @@ class ReplayTarget:
         """From a `registry.VersionInfo` (or anything with model_id, provider, litellm_params)."""
         return cls(version.model_id, version.provider, dict(version.litellm_params or {}))
 
+    @property
+    def direct(self) -> bool:
+        """Whether replay posts to this target itself (`replay_http`) rather than through litellm."""
+        return uses_direct_transport(self.provider, self.litellm_params)
+
     def call_params(self) -> dict[str, Any]:
-        params = {k: v for k, v in self.litellm_params.items() if k != "api_key_env"}
+        params = {k: v for k, v in self.litellm_params.items() if k not in ("api_key_env", "transport")}
         env = self.litellm_params.get("api_key_env")
         if env:
             if env not in os.environ:
@@ -218,7 +224,9 @@ async def areplay(
 
         register_offline_provider()
     for target in models:
-        target.call_params()  # a missing api key is a configuration error: say so before any call
+        # A missing api key or an impossible transport is a configuration error: say so before any call.
+        target.call_params()
+        _ = target.direct
     summary = ReplaySummary()
     variants = [provider_variant(t) for t in models]
 
@@ -297,35 +305,36 @@ async def _run_calls(
     }
     rng = random.Random()
     bar = tqdm(total=len(todo), desc="replay", unit="req", disable=not progress or not todo)
+    transport = OpenAITransport()
+    writer = OutputWriter(store, overwrite=fresh)
+    direct = {id(c.target): c.target.direct for c in todo}
+    call_params = {id(c.target): c.target.call_params() for c in todo}  # once per target, not per request
 
     async def one(call: _Call) -> None:
         params = {k: v for k, v in call.request.items() if k not in ("model", "litellm_params")}
-        params |= {**call.target.call_params(), "metadata": {"drift_pipeline_replay": True}}
+        params |= {**call_params[id(call.target)], "metadata": {"drift_pipeline_replay": True}}
+        via = transport if direct[id(call.target)] else None
         async with semaphores[call.target.provider]:
-            outcome = await complete(call.target.litellm_model, params, retry=retry, timeout_s=timeout_s, rng=rng)
+            outcome = await complete(
+                call.target.litellm_model, params, retry=retry, timeout_s=timeout_s, rng=rng, transport=via
+            )
         if outcome.get("error"):
             summary.failed += 1
             summary.errors.append(f"{call.target.litellm_model}: {outcome['error']}")
         else:
             summary.called += 1
-            # Commit now: a run killed after this point never pays for this request again.
-            await asyncio.to_thread(
-                save_output,
-                store,
-                call.key,
-                model=call.target.litellm_model,
-                provider_variant=call.provider_variant,
-                request=call.request,
-                outcome=outcome,
-                overwrite=fresh,
-            )
+            # Committed with the next group commit: a rerun never pays for this request again.
+            writer.add(output_row(call.key, call.target.litellm_model, call.provider_variant, call.request, outcome))
         results[call.key] = outcome
         bar.update(1)
 
     try:
-        await asyncio.gather(*(one(c) for c in todo))
+        async with transport:
+            await asyncio.gather(*(one(c) for c in todo))
     finally:
         bar.close()
+        # Even when the replay is cancelled: what arrived is committed, so a rerun does not pay for it.
+        await writer.flush()
 
 
 def _output_row(
