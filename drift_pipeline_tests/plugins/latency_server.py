@@ -29,7 +29,7 @@ import pytest
 def _app(latency_s: float, limit: int) -> Any:
     from aiohttp import web
 
-    stats = {"served": 0, "rejected": 0, "in_flight": 0, "max_in_flight": 0}
+    stats = {"served": 0, "rejected": 0, "in_flight": 0, "max_in_flight": 0, "latency_ms": latency_s * 1000}
 
     async def complete(request: web.Request) -> web.Response:
         body = await request.json()
@@ -97,15 +97,15 @@ class LatencyServer:
     api_base: str
     process: subprocess.Popen[str]
 
-    def _call(self, path: str, method: str) -> dict[str, int]:
+    def _call(self, path: str, method: str) -> dict[str, Any]:
         url = self.api_base.removesuffix("/v1") + path
         with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=10) as resp:
             return dict(json.loads(resp.read()))
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, Any]:
         return self._call("/stats", "GET")
 
-    def reset(self) -> dict[str, int]:
+    def reset(self) -> dict[str, Any]:
         return self._call("/stats/reset", "POST")
 
 
