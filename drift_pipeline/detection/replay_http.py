@@ -81,7 +81,10 @@ class OpenAITransport:
             ) as response:
                 raw = await _read_capped(response)
                 if response.status >= 400:
-                    raise ProviderHTTPError(_error_text(response.status, raw), response.status, response)
+                    text = _error_text(response.status, raw)
+                    # A provider may echo the request's credentials: they never reach logs or outputs.
+                    text = text.replace(key, "***") if key else text
+                    raise ProviderHTTPError(text, response.status, response)
         except aiohttp.ClientError as exc:
             # Refused, reset or closed connections: transient, retried like litellm's APIConnectionError.
             raise ProviderHTTPError(f"connection error: {type(exc).__name__}") from exc

@@ -99,7 +99,7 @@ class _Hostile(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers["Content-Length"]))
         type(self).hits.append(self.path)
-        status, body = (400, b'{"error": {"message": "bad request: no such model"}}')
+        status, body = (400, b'{"error": {"message": "bad request: no such model for key sk-test-secret"}}')
         if self.path.startswith("/garbage"):
             status, body = 200, b'{"choices": "nope", "api_key": "sk-test-secret"}'
         self.send_response(status)
@@ -130,7 +130,7 @@ def test_client_errors_fail_fast_and_malformed_answers_are_errors(sqlite_store, 
     kw: dict[str, Any] = {"store": sqlite_store, "decoding": DEC, "progress": False, "retry": policy}
     bad = replay(make_sample(["x"]), [_target(f"{hostile}/bad/v1")], **kw)
     assert bad["attempts"].tolist() == [1]  # a 4xx is the request's fault: no retry
-    assert bad["error"].iloc[0] == "ProviderHTTPError: HTTP 400: bad request: no such model"
+    assert bad["error"].iloc[0] == "ProviderHTTPError: HTTP 400: bad request: no such model for key ***"
     garbage = replay(make_sample(["x"]), [_target(f"{hostile}/garbage/v1")], **kw)
     assert garbage["attempts"].tolist() == [3]  # a 200 that is no answer is treated as a 502
     assert "malformed chat completion" in garbage["error"].iloc[0]
