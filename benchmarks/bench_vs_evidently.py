@@ -142,7 +142,7 @@ def main() -> None:
                         seconds, verdict = run_evidently(python, files[n], baseline, candidate)
                     times[n][tool].append(seconds)
                     verdicts[n][tool] = verdict
-                    print(f"round {r + 1} {n:<48} {tool:<9} {seconds:7.1f} s", flush=True)
+                    print(f"round {r + 1} {n:<52} {tool:<9} {seconds:7.1f} s", flush=True)
     report(names, times, verdicts, args.rounds)
 
 
@@ -151,20 +151,20 @@ def report(
 ) -> None:
     """The per-comparison table (medians over the rounds) and the totals."""
     print(f"\nmedians over {rounds} round(s); ratio = Evidently's time / ours (> 1: drift-pipeline is faster)")
-    print(f"{'comparison':<48} {'pairs':>5} {'ours s':>7} {'Evid. s':>7} {'ratio':>6}  verdicts (ours | Evidently)")
+    print(f"{'comparison':<52} {'pairs':>5} {'ours s':>7} {'Evid. s':>7} {'ratio':>6}  verdicts (ours | Evidently)")
     total_ours = total_theirs = 0.0
     pairs = 0
     for n in names:
         ours, theirs = statistics.median(times[n]["ours"]), statistics.median(times[n]["evidently"])
         total_ours, total_theirs, pairs = total_ours + ours, total_theirs + theirs, pairs + verdicts[n]["ours"]["pairs"]
         print(
-            f"{n:<48} {verdicts[n]['ours']['pairs']:>5} {ours:7.1f} {theirs:7.1f} {theirs / ours:5.2f}x  "
+            f"{n:<52} {verdicts[n]['ours']['pairs']:>5} {ours:7.1f} {theirs:7.1f} {theirs / ours:5.2f}x  "
             f"{verdicts[n]['ours']['verdict']} | {verdicts[n]['evidently']['verdict']}"
         )
         if verdicts[n]["ours"]["pairs"] != verdicts[n]["evidently"]["pairs"]:
             print(f"  warning: pair counts differ (Evidently {verdicts[n]['evidently']['pairs']})")
     print(
-        f"{'total':<48} {pairs:>5} {total_ours:7.1f} {total_theirs:7.1f} {total_theirs / total_ours:5.2f}x  "
+        f"{'total':<52} {pairs:>5} {total_ours:7.1f} {total_theirs:7.1f} {total_theirs / total_ours:5.2f}x  "
         f"pairs/s: ours {pairs / total_ours:.1f}, Evidently {pairs / total_theirs:.1f}"
     )
 
