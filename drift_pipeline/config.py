@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     )
     # Detection.
     replay_pairs: int | None = Field(None, ge=1, description="Baseline prompts the nightly replay uses first.")
+    replay_concurrency: dict[str, int] = Field(
+        default_factory=dict, description='Requests in flight per provider, as JSON, e.g. {"openai": 64}.'
+    )
     top_up_pairs: int | None = Field(
         None, ge=1, description="Prompts an inconclusive comparison may be topped up to (needs REPLAY_PAIRS)."
     )

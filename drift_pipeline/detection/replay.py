@@ -212,7 +212,8 @@ async def areplay(
 
     Identical requests are called once; cached outputs are reused unless `fresh`. Failed requests (after
     `retry`, each try bounded by `attempt_timeout_s`) and invalid records appear as rows with `error` set;
-    `df.attrs["summary"]` counts them. `concurrency` maps provider -> maximum requests in flight.
+    `df.attrs["summary"]` counts them. `concurrency` maps provider -> maximum requests in flight (over
+    the setting `replay_concurrency` and the defaults: 8, `offline` 16).
     """
     if not models:
         raise InvalidInputError("replay needs at least one target model")
@@ -299,7 +300,10 @@ async def _run_calls(
 ) -> None:
     from tqdm.auto import tqdm
 
-    limits = {**PROVIDER_CONCURRENCY, **concurrency}
+    from drift_pipeline.config import Settings
+
+    # The argument wins over DRIFT_PIPELINE_REPLAY_CONCURRENCY, which wins over the built-in defaults.
+    limits = {**PROVIDER_CONCURRENCY, **Settings.from_env().replay_concurrency, **concurrency}
     semaphores = {
         p: asyncio.Semaphore(max(1, limits.get(p, DEFAULT_CONCURRENCY))) for p in {c.target.provider for c in todo}
     }

@@ -183,3 +183,32 @@ def test_extract_reads_an_openai_answer() -> None:
     for raw in (b"not json", b"[]", b'{"choices": []}', b'{"choices": [{"message": {"content": 5}}]}'):
         with pytest.raises(ProviderHTTPError):
             extract(raw)
+
+
+def test_the_concurrency_setting_and_the_cli_option(home, slow_provider: LatencyServer, tmp_path, monkeypatch) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from drift_pipeline.cli import replay as cli
+    from drift_pipeline.persistence.db import Store
+    from drift_pipeline.versioning import registry
+
+    monkeypatch.setenv("DRIFT_PIPELINE_REPLAY_CONCURRENCY", '{"openai": 5}')
+    store = Store.open()
+    replay(make_sample([f"s{i}" for i in range(20)]), [_target(slow_provider.api_base)], store=store, decoding=DEC)
+    assert slow_provider.stats()["max_in_flight"] == 5  # the setting, over the default of 8
+
+    registry.add_version(
+        store, "openai", "served-model", actor="test", litellm_params=_target(slow_provider.api_base).litellm_params
+    )
+    sample_path, out = tmp_path / "sample.parquet", tmp_path / "out.jsonl"
+    make_sample([f"c{i}" for i in range(12)]).to_parquet(sample_path)
+    app = typer.Typer()
+    cli.register(app)
+    base = ["replay", "run", str(sample_path), "--model", "served-model", "--output", str(out)]
+    slow_provider.reset()
+    res = CliRunner().invoke(app, [*base, "--concurrency", "openai=3"])
+    assert res.exit_code == 0, res.output
+    assert "12 called" in res.output and slow_provider.stats()["max_in_flight"] == 3  # the option wins
+    res = CliRunner().invoke(app, [*base, "--concurrency", "openai=lots"])
+    assert isinstance(res.exception, InvalidInputError) and "PROVIDER=N" in str(res.exception)
