@@ -4,7 +4,9 @@ Every model is reached as `"{provider}/{model_id}"` plus its `litellm_params`, s
 OpenAI-compatible server (vLLM, llama.cpp, Ollama: `provider="openai"`, `api_base=...`) and the hosted
 providers differ only in configuration. Replays only read samples and write `replay_outputs`; they never
 touch live traffic (each call is tagged `metadata={"drift_pipeline_replay": True}` so capture skips it).
-Each output is committed to the cache the moment it arrives (`replay_cache`), so a killed replay resumes.
+Each output is committed to the cache as it arrives (`replay_cache`, group commit), so a killed replay
+resumes. OpenAI-compatible servers (`provider="openai"` with an `api_base`) are posted to directly
+(`replay_http`): litellm's per-request CPU would otherwise cap the throughput.
 Transient failures are retried with `drift_pipeline.retry` (Retry-After honoured), each attempt bounded
 by `attempt_timeout_s`.
 """

@@ -1,4 +1,4 @@
-"""The replay cache: `replay_outputs` rows keyed by what was asked, committed the moment each answer arrives.
+"""The replay cache: `replay_outputs` rows keyed by what was asked, committed as the answers arrive.
 
 The key is sha256 of the full canonical request, the provider variant (known for the offline provider)
 and a cache namespace, so a rerun of a killed replay re-calls only what is missing. Because a hosted
@@ -22,6 +22,7 @@ from drift_pipeline.persistence.tables import ReplayOutput
 from drift_pipeline.traffic.records import dumps
 
 _CHUNK = 500  # keys per IN (...) query: well under every backend's parameter limit
+_ROWS_PER_INSERT = 50  # 6 columns a row: 300 parameters per INSERT, under every backend's limit
 
 
 def cache_key(request: dict[str, Any], provider_variant: str | None, namespace: str | None) -> str:
@@ -66,8 +67,8 @@ def save_outputs(store: Store, rows: list[dict[str, Any]], *, overwrite: bool) -
             from sqlalchemy.dialects.postgresql import insert
         else:
             from sqlalchemy.dialects.sqlite import insert
-        for i in range(0, len(rows), _CHUNK // 10):  # 6 columns a row: stay under the parameter limits
-            stmt = insert(ReplayOutput).values(rows[i : i + _CHUNK // 10])
+        for i in range(0, len(rows), _ROWS_PER_INSERT):
+            stmt = insert(ReplayOutput).values(rows[i : i + _ROWS_PER_INSERT])
             if overwrite:
                 update = {k: stmt.excluded[k] for k in ("provider_revision", "request", "response", "created_at")}
                 stmt = stmt.on_conflict_do_update(index_elements=["cache_key"], set_=update)
