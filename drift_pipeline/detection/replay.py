@@ -14,6 +14,7 @@ by `attempt_timeout_s`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -311,9 +312,9 @@ async def _run_calls(
     }
     rng = random.Random()
     bar = tqdm(total=len(todo), desc="replay", unit="req", disable=not progress or not todo)
-    transport = OpenAITransport()
     writer = OutputWriter(store, overwrite=fresh)
     direct = {id(c.target): c.target.direct for c in todo}
+    transport = OpenAITransport() if any(direct.values()) else None
     call_params = {id(c.target): c.target.call_params() for c in todo}  # once per target, not per request
 
     async def one(call: _Call) -> None:
@@ -335,7 +336,7 @@ async def _run_calls(
         bar.update(1)
 
     try:
-        async with transport:
+        async with transport or contextlib.nullcontext():
             await asyncio.gather(*(one(c) for c in todo))
     finally:
         bar.close()
