@@ -1,14 +1,14 @@
 """Replay's direct transport to OpenAI-compatible endpoints: one pooled aiohttp session per replay.
 
-litellm spends ~3.5 ms of CPU per request on this machine (client construction, cost calculation,
-logging payloads), so one event loop tops out near 280 requests/s whatever the provider could serve,
-and below that under load. A target configured as `provider="openai"` with an `api_base` and no other
-litellm option (vLLM, llama.cpp, Ollama's /v1, any self-hosted server) needs none of litellm's
-translation: the body is the request as sent. For those the engine posts it itself (~0.2 ms per
-request, `benchmarks/bench_replay.py`). Failures keep what `replay_call` decides retries on: a
-`ProviderHTTPError` carries the status code and the response (its Retry-After header), a broken
-connection has no status (retried), a timeout is `asyncio.TimeoutError`. Anything else still goes
-through litellm.
+litellm spends ~5 ms of CPU per request on this machine (client construction, cost calculation,
+logging payloads), so one event loop tops out near 200 requests/s whatever the provider could serve,
+and far below that under load. A target configured as `provider="openai"` with an `api_base` and no
+other litellm option (vLLM, llama.cpp, Ollama's /v1, any self-hosted server) needs none of litellm's
+translation: the body is the request as sent. For those the engine posts it itself: 0.6-0.7 ms of CPU
+per request with the whole replay engine included (`benchmarks/bench_replay.py --mode http`).
+Failures keep what `replay_call` decides retries on: a `ProviderHTTPError` carries the status code and
+the response (its Retry-After header), a broken connection has no status (retried), a timeout is
+`asyncio.TimeoutError`. Anything else still goes through litellm.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class OpenAITransport:
 
         # No pool limit of its own: the replay's per-provider semaphore is the one limit.
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
-        self._session = aiohttp.ClientSession(connector=connector, json_serialize=json.dumps)
+        self._session = aiohttp.ClientSession(connector=connector)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
