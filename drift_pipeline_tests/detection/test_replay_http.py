@@ -213,3 +213,37 @@ def test_the_concurrency_setting_and_the_cli_option(home, slow_provider: Latency
     assert "12 called" in res.output and slow_provider.stats()["max_in_flight"] == 3  # the option wins
     res = CliRunner().invoke(app, [*base, "--concurrency", "openai=lots"])
     assert isinstance(res.exception, InvalidInputError) and "PROVIDER=N" in str(res.exception)
+
+
+def test_group_commit_batches_answers_and_surfaces_a_failed_commit(sqlite_store, monkeypatch) -> None:
+    from drift_pipeline.detection import replay_cache
+
+    batches: list[int] = []
+    real = replay_cache.save_outputs
+
+    def counting(store: Any, rows: list[dict[str, Any]], *, overwrite: bool) -> None:
+        batches.append(len(rows))
+        real(store, rows, overwrite=overwrite)
+
+    monkeypatch.setattr(replay_cache, "save_outputs", counting)
+    rows = [replay_cache.output_row(f"k{i}", "openai/m", None, {"i": i}, {"response_text": "x"}) for i in range(5)]
+
+    async def write(store: Any) -> None:
+        writer = replay_cache.OutputWriter(store, overwrite=False)
+        for row in rows:  # all five arrive before the commit task first runs
+            writer.add(row)
+        await writer.flush()
+
+    asyncio.run(write(sqlite_store))
+    assert batches == [5]  # one transaction, not five
+    with sqlite_store.session() as s:
+        assert s.execute(select(func.count()).select_from(ReplayOutput)).scalar() == 5
+
+    class Broken:
+        is_postgres = False
+
+        def transaction(self) -> Any:
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        asyncio.run(write(Broken()))
