@@ -82,11 +82,12 @@ def http_bench(args: argparse.Namespace) -> None:
     )
     with latency_server(args.latency_ms, top) as server:
         for transport in args.transports:
-            params = {"api_base": server.api_base, "api_key_env": "BENCH_REPLAY_KEY", "transport": transport}
-            target = ReplayTarget("bench-model", "openai", params)
-            level(store, server, target, 8, 16)  # warm-up: imports, connections; not printed
+            target = ReplayTarget(
+                "bench-model", "openai", {"api_base": server.api_base, "api_key_env": "BENCH_REPLAY_KEY"}
+            )
+            level(store, server, target, transport, 8, 16)  # warm-up: imports, connections; not printed
             for c in args.concurrency:
-                row = level(store, server, target, c, c * args.waves)
+                row = level(store, server, target, transport, c, c * args.waves)
                 print(
                     f"{transport:<9} {c:>4} {row['n']:>8} {row['wall']:7.2f} {row['rps']:7.1f} "
                     f"{c / args.latency_ms * 1000:7.1f} {row['rps'] * args.latency_ms / 1000 / c:8.1%} "
@@ -95,7 +96,7 @@ def http_bench(args: argparse.Namespace) -> None:
                 )
 
 
-def level(store: Any, server: Any, target: Any, c: int, n: int) -> dict[str, Any]:
+def level(store: Any, server: Any, target: Any, transport: str, c: int, n: int) -> dict[str, Any]:
     """Replay `n` distinct requests at concurrency `c`: throughput, overhead beyond the server's latency, CPU."""
     import numpy as np
 
@@ -105,7 +106,15 @@ def level(store: Any, server: Any, target: Any, c: int, n: int) -> dict[str, Any
     sample = make_sample([f"request {i} {uuid.uuid4()}" for i in range(n)])
     latency_ms = server.reset()["latency_ms"]
     wall, cpu = time.perf_counter(), time.process_time()
-    df = replay(sample, [target], store=store, decoding=Decoding(), progress=False, concurrency={"openai": c})
+    df = replay(
+        sample,
+        [target],
+        store=store,
+        decoding=Decoding(),
+        progress=False,
+        concurrency={"openai": c},
+        transport=transport,
+    )
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     # latency_ms is measured around each attempt in the replay: what exceeds the server's own wait is ours.
     p50, p95 = np.percentile(df["latency_ms"].to_numpy(dtype=float) - latency_ms, [50, 95])

@@ -57,7 +57,7 @@ DEFAULT_CONCURRENCY = 8
 # The offline provider batches concurrent requests: let a full batch in at once.
 PROVIDER_CONCURRENCY = {"offline": 16}
 # litellm params that are credentials or transport settings: never part of the cache key or the stored request.
-_NOT_REQUEST = frozenset({"api_key", "api_key_env", "timeout", "max_retries", "num_retries", "metadata", "transport"})
+_NOT_REQUEST = frozenset({"api_key", "api_key_env", "timeout", "max_retries", "num_retries", "metadata"})
 
 
 @dataclass(frozen=True)
@@ -81,13 +81,8 @@ class ReplayTarget:
         """From a `registry.VersionInfo` (or anything with model_id, provider, litellm_params)."""
         return cls(version.model_id, version.provider, dict(version.litellm_params or {}))
 
-    @property
-    def direct(self) -> bool:
-        """Whether replay posts to this target itself (`replay_http`) rather than through litellm."""
-        return uses_direct_transport(self.provider, self.litellm_params)
-
     def call_params(self) -> dict[str, Any]:
-        params = {k: v for k, v in self.litellm_params.items() if k not in ("api_key_env", "transport")}
+        params = {k: v for k, v in self.litellm_params.items() if k != "api_key_env"}
         env = self.litellm_params.get("api_key_env")
         if env:
             if env not in os.environ:
@@ -172,6 +167,7 @@ def replay(
     attempt_timeout_s: float = DEFAULT_ATTEMPT_TIMEOUT_S,
     cache_namespace: str | None = None,
     fresh: bool = False,
+    transport: str | None = None,
 ) -> pd.DataFrame:
     """Replay `sample` against every target; one output row per (record, model). See `areplay`."""
     try:
@@ -193,6 +189,7 @@ def replay(
             attempt_timeout_s=attempt_timeout_s,
             cache_namespace=cache_namespace,
             fresh=fresh,
+            transport=transport,
         )
     )
 
@@ -210,13 +207,16 @@ async def areplay(
     attempt_timeout_s: float = DEFAULT_ATTEMPT_TIMEOUT_S,
     cache_namespace: str | None = None,
     fresh: bool = False,
+    transport: str | None = None,
 ) -> pd.DataFrame:
     """Replay `sample` (traffic record schema) against `models`; returns one row per (record, model).
 
     Identical requests are called once; cached outputs are reused unless `fresh`. Failed requests (after
     `retry`, each try bounded by `attempt_timeout_s`) and invalid records appear as rows with `error` set;
     `df.attrs["summary"]` counts them. `concurrency` maps provider -> maximum requests in flight (over
-    the setting `replay_concurrency` and the defaults: 8, `offline` 16).
+    the setting `replay_concurrency` and the defaults: 8, `offline` 16). `transport` (over the setting
+    `replay_transport`): `auto` posts to OpenAI-compatible `api_base` targets directly (`replay_http`),
+    `litellm` sends everything through litellm, `direct` insists.
     """
     if not models:
         raise InvalidInputError("replay needs at least one target model")
@@ -227,10 +227,16 @@ async def areplay(
         from drift_pipeline.detection.offline.provider import register_offline_provider
 
         register_offline_provider()
+    from drift_pipeline.config import Settings
+
+    settings = Settings.from_env()
+    choice = transport or settings.replay_transport
+    direct: set[int] = set()  # the targets (by id) that replay posts to itself
     for target in models:
         # A missing api key or an impossible transport is a configuration error: say so before any call.
         target.call_params()
-        _ = target.direct
+        if uses_direct_transport(target.provider, target.litellm_params, choice):
+            direct.add(id(target))
     summary = ReplaySummary()
     variants = [provider_variant(t) for t in models]
 
@@ -255,7 +261,9 @@ async def areplay(
     results: dict[str, Outcome] = {} if fresh else load_cached(store, list(calls))
     summary.cached = len(results)
     todo = [c for k, c in calls.items() if k not in results]
-    await _run_calls(todo, results, store, retry, attempt_timeout_s, concurrency or {}, progress, fresh, summary)
+    # The argument wins over DRIFT_PIPELINE_REPLAY_CONCURRENCY, which wins over the built-in defaults.
+    limits = {**settings.replay_concurrency, **(concurrency or {})}
+    await _run_calls(todo, results, store, retry, attempt_timeout_s, limits, direct, progress, fresh, summary)
 
     rows = [_output_row(*entry, results=results, decoding=decoding) for entry in plan]
     df = pd.DataFrame(rows, columns=list(OUTPUT_COLUMNS))
@@ -297,30 +305,27 @@ async def _run_calls(
     retry: RetryPolicy,
     timeout_s: float,
     concurrency: dict[str, int],
+    direct: set[int],
     progress: bool,
     fresh: bool,
     summary: ReplaySummary,
 ) -> None:
     from tqdm.auto import tqdm
 
-    from drift_pipeline.config import Settings
-
-    # The argument wins over DRIFT_PIPELINE_REPLAY_CONCURRENCY, which wins over the built-in defaults.
-    limits = {**PROVIDER_CONCURRENCY, **Settings.from_env().replay_concurrency, **concurrency}
+    limits = {**PROVIDER_CONCURRENCY, **concurrency}
     semaphores = {
         p: asyncio.Semaphore(max(1, limits.get(p, DEFAULT_CONCURRENCY))) for p in {c.target.provider for c in todo}
     }
     rng = random.Random()
     bar = tqdm(total=len(todo), desc="replay", unit="req", disable=not progress or not todo)
     writer = OutputWriter(store, overwrite=fresh)
-    direct = {id(c.target): c.target.direct for c in todo}
-    transport = OpenAITransport() if any(direct.values()) else None
+    transport = OpenAITransport() if any(id(c.target) in direct for c in todo) else None
     call_params = {id(c.target): c.target.call_params() for c in todo}  # once per target, not per request
 
     async def one(call: _Call) -> None:
         params = {k: v for k, v in call.request.items() if k not in ("model", "litellm_params")}
         params |= {**call_params[id(call.target)], "metadata": {"drift_pipeline_replay": True}}
-        via = transport if direct[id(call.target)] else None
+        via = transport if id(call.target) in direct else None
         async with semaphores[call.target.provider]:
             outcome = await complete(
                 call.target.litellm_model, params, retry=retry, timeout_s=timeout_s, rng=rng, transport=via

@@ -18,7 +18,8 @@ import os
 from typing import Any
 
 # litellm_params that the direct transport understands; any other option means litellm must translate.
-_DIRECT_PARAMS = frozenset({"api_base", "api_key", "api_key_env", "timeout", "max_retries", "transport"})
+_DIRECT_PARAMS = frozenset({"api_base", "api_key", "api_key_env", "timeout", "max_retries"})
+TRANSPORTS = ("auto", "direct", "litellm")
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024  # a hostile provider cannot make the replay hold more than this
 
 
@@ -31,18 +32,18 @@ class ProviderHTTPError(Exception):
         self.response = response
 
 
-def uses_direct_transport(provider: str, litellm_params: dict[str, Any]) -> bool:
-    """True for an OpenAI-compatible `api_base` without other litellm options, unless `transport="litellm"`."""
-    choice = litellm_params.get("transport", "auto")
-    if choice not in ("auto", "direct", "litellm"):
-        from drift_pipeline.errors import InvalidInputError
+def uses_direct_transport(provider: str, litellm_params: dict[str, Any], choice: str = "auto") -> bool:
+    """Whether replay posts to this target itself: `auto` for an OpenAI-compatible `api_base` without other
+    litellm options; `litellm` never; `direct` insists (an error for a target that does not qualify)."""
+    from drift_pipeline.errors import InvalidInputError
 
-        raise InvalidInputError(f"transport must be auto, direct or litellm, got {choice!r}")
+    if choice not in TRANSPORTS:
+        raise InvalidInputError(f"replay transport must be one of {', '.join(TRANSPORTS)}, got {choice!r}")
     eligible = provider == "openai" and bool(litellm_params.get("api_base")) and set(litellm_params) <= _DIRECT_PARAMS
     if choice == "direct" and not eligible:
-        from drift_pipeline.errors import InvalidInputError
-
-        raise InvalidInputError("transport=direct needs provider openai, an api_base and no other litellm option")
+        raise InvalidInputError(
+            f"{provider}: the direct transport needs provider openai, an api_base and no other option"
+        )
     return eligible and choice != "litellm"
 
 

@@ -151,24 +151,27 @@ def test_refused_connections_are_retried(sqlite_store, monkeypatch: pytest.Monke
     assert df["attempts"].tolist() == [2] and df["error"].iloc[0].startswith("ProviderHTTPError: connection error")
 
 
-def test_transport_choice_and_cache_key() -> None:
+def test_transport_choice(sqlite_store, slow_provider: LatencyServer, monkeypatch: pytest.MonkeyPatch) -> None:
     assert uses_direct_transport("openai", {"api_base": "http://h/v1", "api_key_env": "K"})
     assert not uses_direct_transport("openai", {})  # hosted OpenAI: litellm maps the parameters
     assert not uses_direct_transport("openai", {"api_base": "http://h/v1", "api_version": "x"})
     assert not uses_direct_transport("anthropic", {"api_base": "http://h"})
-    assert not uses_direct_transport("openai", {"api_base": "http://h/v1", "transport": "litellm"})
+    assert not uses_direct_transport("openai", {"api_base": "http://h/v1"}, "litellm")
     with pytest.raises(InvalidInputError):
-        uses_direct_transport("anthropic", {"transport": "direct"})
+        uses_direct_transport("anthropic", {}, "direct")
     with pytest.raises(InvalidInputError):
-        uses_direct_transport("openai", {"api_base": "http://h/v1", "transport": "carrier-pigeon"})
-    # The transport is how a request travels, not what it asks: same cache key either way.
-    from drift_pipeline.detection.replay import canonical_request
-
-    a = canonical_request(_target("http://h/v1"), [{"role": "user", "content": "x"}], None, None, DEC)
-    b = canonical_request(
-        _target("http://h/v1", transport="litellm"), [{"role": "user", "content": "x"}], None, None, DEC
-    )
-    assert a == b
+        uses_direct_transport("openai", {"api_base": "http://h/v1"}, "carrier-pigeon")
+    # Through litellm (the setting), the same request reaches the same server and the same cache key.
+    monkeypatch.setenv("DRIFT_PIPELINE_REPLAY_TRANSPORT", "litellm")
+    kw: dict[str, Any] = {"store": sqlite_store, "decoding": DEC, "progress": False}
+    via_litellm = replay(make_sample(["same"]), [_target(slow_provider.api_base)], **kw)
+    direct = replay(make_sample(["same"]), [_target(slow_provider.api_base)], transport="direct", fresh=True, **kw)
+    assert via_litellm["response_text"].tolist() == direct["response_text"].tolist() == ["echo: same"]
+    assert via_litellm["cache_key"].tolist() == direct["cache_key"].tolist()
+    assert slow_provider.stats()["served"] == 2
+    monkeypatch.setenv("DRIFT_PIPELINE_REPLAY_TRANSPORT", "pigeon")
+    with pytest.raises(InvalidInputError, match="DRIFT_PIPELINE_REPLAY_TRANSPORT"):
+        replay(make_sample(["x"]), [_target(slow_provider.api_base)], **kw)
 
 
 def test_extract_reads_an_openai_answer() -> None:
