@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     )
     # Detection.
     replay_pairs: int | None = Field(None, ge=1, description="Baseline prompts the nightly replay uses first.")
+    replay_concurrency: dict[str, int] = Field(
+        default_factory=dict, description='Requests in flight per provider, as JSON, e.g. {"openai": 64}.'
+    )
+    replay_transport: Literal["auto", "direct", "litellm"] = Field(
+        "auto", description="How replays reach OpenAI-compatible api_base servers: auto, direct or litellm."
+    )
     top_up_pairs: int | None = Field(
         None, ge=1, description="Prompts an inconclusive comparison may be topped up to (needs REPLAY_PAIRS)."
     )

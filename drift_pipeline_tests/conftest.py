@@ -14,6 +14,7 @@ pytest_plugins = [
     "drift_pipeline_tests.plugins.persistence",
     "drift_pipeline_tests.plugins.scoring",
     "drift_pipeline_tests.plugins.replay",
+    "drift_pipeline_tests.plugins.latency_server",
     "drift_pipeline_tests.plugins.traffic",
     "drift_pipeline_tests.plugins.alerts",
     "drift_pipeline_tests.plugins.migration",

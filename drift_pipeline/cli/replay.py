@@ -75,6 +75,10 @@ def run(
     seed: Annotated[int, typer.Option(help="seed sent with every request")] = 0,
     namespace: Annotated[str | None, typer.Option(help="cache namespace, e.g. the replay day")] = None,
     fresh: Annotated[bool, typer.Option(help="ignore cached outputs and call every model again")] = False,
+    concurrency: Annotated[
+        list[str] | None,
+        typer.Option(help="PROVIDER=N: at most N requests in flight to that provider (repeatable; default 8)"),
+    ] = None,
 ) -> None:
     """Replay SAMPLE against each --model at temperature 0 and write one row per record and model."""
     from drift_pipeline.detection.replay import Decoding, ReplayTarget, replay
@@ -94,6 +98,7 @@ def run(
         decoding=Decoding(temperature=0.0, seed=seed, max_tokens=max_tokens),
         cache_namespace=namespace,
         fresh=fresh,
+        concurrency=_limits(concurrency or []),
     )
     _write(df, output)
     s = df.attrs["summary"]
@@ -102,6 +107,17 @@ def run(
         + (f"[red]{s['failed']} failed[/red]" if s["failed"] else "0 failed")
         + (f", [yellow]{s['invalid_records']} invalid records[/yellow]" if s["invalid_records"] else "")
     )
+
+
+def _limits(pairs: list[str]) -> dict[str, int]:
+    """`["openai=64", ...]` as `{"openai": 64}`; anything else is a clear input error."""
+    limits: dict[str, int] = {}
+    for pair in pairs:
+        provider, _, n = pair.partition("=")
+        if not provider or not n.isdigit() or int(n) < 1:
+            raise InvalidInputError(f"--concurrency {pair!r}: expected PROVIDER=N with N >= 1, e.g. openai=64")
+        limits[provider] = int(n)
+    return limits
 
 
 def _read(path: Path) -> pd.DataFrame:

@@ -4,7 +4,9 @@ Every model is reached as `"{provider}/{model_id}"` plus its `litellm_params`, s
 OpenAI-compatible server (vLLM, llama.cpp, Ollama: `provider="openai"`, `api_base=...`) and the hosted
 providers differ only in configuration. Replays only read samples and write `replay_outputs`; they never
 touch live traffic (each call is tagged `metadata={"drift_pipeline_replay": True}` so capture skips it).
-Each output is committed to the cache the moment it arrives (`replay_cache`), so a killed replay resumes.
+Each output is committed to the cache as it arrives (`replay_cache`, group commit), so a killed replay
+resumes. OpenAI-compatible servers (`provider="openai"` with an `api_base`) are posted to directly
+(`replay_http`): litellm's per-request CPU would otherwise cap the throughput.
 Transient failures are retried with `drift_pipeline.retry` (Retry-After honoured), each attempt bounded
 by `attempt_timeout_s`.
 """
@@ -12,6 +14,7 @@ by `attempt_timeout_s`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -21,8 +24,9 @@ from typing import Any
 
 import pandas as pd
 
-from drift_pipeline.detection.replay_cache import cache_key, load_cached, save_output
+from drift_pipeline.detection.replay_cache import OutputWriter, cache_key, load_cached, output_row
 from drift_pipeline.detection.replay_call import DEFAULT_ATTEMPT_TIMEOUT_S, DEFAULT_RETRY, Outcome, complete
+from drift_pipeline.detection.replay_http import OpenAITransport, uses_direct_transport
 from drift_pipeline.errors import DriftPipelineError, InvalidInputError
 from drift_pipeline.persistence.db import Store
 from drift_pipeline.retry import RetryPolicy
@@ -163,6 +167,7 @@ def replay(
     attempt_timeout_s: float = DEFAULT_ATTEMPT_TIMEOUT_S,
     cache_namespace: str | None = None,
     fresh: bool = False,
+    transport: str | None = None,
 ) -> pd.DataFrame:
     """Replay `sample` against every target; one output row per (record, model). See `areplay`."""
     try:
@@ -184,6 +189,7 @@ def replay(
             attempt_timeout_s=attempt_timeout_s,
             cache_namespace=cache_namespace,
             fresh=fresh,
+            transport=transport,
         )
     )
 
@@ -201,12 +207,16 @@ async def areplay(
     attempt_timeout_s: float = DEFAULT_ATTEMPT_TIMEOUT_S,
     cache_namespace: str | None = None,
     fresh: bool = False,
+    transport: str | None = None,
 ) -> pd.DataFrame:
     """Replay `sample` (traffic record schema) against `models`; returns one row per (record, model).
 
     Identical requests are called once; cached outputs are reused unless `fresh`. Failed requests (after
     `retry`, each try bounded by `attempt_timeout_s`) and invalid records appear as rows with `error` set;
-    `df.attrs["summary"]` counts them. `concurrency` maps provider -> maximum requests in flight.
+    `df.attrs["summary"]` counts them. `concurrency` maps provider -> maximum requests in flight (over
+    the setting `replay_concurrency` and the defaults: 8, `offline` 16). `transport` (over the setting
+    `replay_transport`): `auto` posts to OpenAI-compatible `api_base` targets directly (`replay_http`),
+    `litellm` sends everything through litellm, `direct` insists.
     """
     if not models:
         raise InvalidInputError("replay needs at least one target model")
@@ -217,8 +227,16 @@ async def areplay(
         from drift_pipeline.detection.offline.provider import register_offline_provider
 
         register_offline_provider()
+    from drift_pipeline.config import Settings
+
+    settings = Settings.from_env()
+    choice = transport or settings.replay_transport
+    direct: set[int] = set()  # the targets (by id) that replay posts to itself
     for target in models:
-        target.call_params()  # a missing api key is a configuration error: say so before any call
+        # A missing api key or an impossible transport is a configuration error: say so before any call.
+        target.call_params()
+        if uses_direct_transport(target.provider, target.litellm_params, choice):
+            direct.add(id(target))
     summary = ReplaySummary()
     variants = [provider_variant(t) for t in models]
 
@@ -243,7 +261,9 @@ async def areplay(
     results: dict[str, Outcome] = {} if fresh else load_cached(store, list(calls))
     summary.cached = len(results)
     todo = [c for k, c in calls.items() if k not in results]
-    await _run_calls(todo, results, store, retry, attempt_timeout_s, concurrency or {}, progress, fresh, summary)
+    # The argument wins over DRIFT_PIPELINE_REPLAY_CONCURRENCY, which wins over the built-in defaults.
+    limits = {**settings.replay_concurrency, **(concurrency or {})}
+    await _run_calls(todo, results, store, retry, attempt_timeout_s, limits, direct, progress, fresh, summary)
 
     rows = [_output_row(*entry, results=results, decoding=decoding) for entry in plan]
     df = pd.DataFrame(rows, columns=list(OUTPUT_COLUMNS))
@@ -285,6 +305,7 @@ async def _run_calls(
     retry: RetryPolicy,
     timeout_s: float,
     concurrency: dict[str, int],
+    direct: set[int],
     progress: bool,
     fresh: bool,
     summary: ReplaySummary,
@@ -297,35 +318,35 @@ async def _run_calls(
     }
     rng = random.Random()
     bar = tqdm(total=len(todo), desc="replay", unit="req", disable=not progress or not todo)
+    writer = OutputWriter(store, overwrite=fresh)
+    transport = OpenAITransport() if any(id(c.target) in direct for c in todo) else None
+    call_params = {id(c.target): c.target.call_params() for c in todo}  # once per target, not per request
 
     async def one(call: _Call) -> None:
         params = {k: v for k, v in call.request.items() if k not in ("model", "litellm_params")}
-        params |= {**call.target.call_params(), "metadata": {"drift_pipeline_replay": True}}
+        params |= {**call_params[id(call.target)], "metadata": {"drift_pipeline_replay": True}}
+        via = transport if id(call.target) in direct else None
         async with semaphores[call.target.provider]:
-            outcome = await complete(call.target.litellm_model, params, retry=retry, timeout_s=timeout_s, rng=rng)
+            outcome = await complete(
+                call.target.litellm_model, params, retry=retry, timeout_s=timeout_s, rng=rng, transport=via
+            )
         if outcome.get("error"):
             summary.failed += 1
             summary.errors.append(f"{call.target.litellm_model}: {outcome['error']}")
         else:
             summary.called += 1
-            # Commit now: a run killed after this point never pays for this request again.
-            await asyncio.to_thread(
-                save_output,
-                store,
-                call.key,
-                model=call.target.litellm_model,
-                provider_variant=call.provider_variant,
-                request=call.request,
-                outcome=outcome,
-                overwrite=fresh,
-            )
+            # Committed with the next group commit: a rerun never pays for this request again.
+            writer.add(output_row(call.key, call.target.litellm_model, call.provider_variant, call.request, outcome))
         results[call.key] = outcome
         bar.update(1)
 
     try:
-        await asyncio.gather(*(one(c) for c in todo))
+        async with transport or contextlib.nullcontext():
+            await asyncio.gather(*(one(c) for c in todo))
     finally:
         bar.close()
+        # Even when the replay is cancelled: what arrived is committed, so a rerun does not pay for it.
+        await writer.flush()
 
 
 def _output_row(

@@ -14,6 +14,7 @@ import random
 import time
 from typing import Any
 
+from drift_pipeline.detection.replay_http import OpenAITransport, ProviderHTTPError
 from drift_pipeline.retry import RetryPolicy, attempts_made
 
 # 5 tries, back-off 0.5 s doubling up to 30 s.
@@ -26,9 +27,14 @@ Outcome = dict[str, Any]  # the extracted answer (or `error`), `latency_ms` and 
 
 def is_retryable(exc: BaseException) -> bool:
     """Rate limits, timeouts, connection errors and 5xx are transient; other 4xx are the request's fault."""
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+        return True
+    if isinstance(exc, ProviderHTTPError):
+        status = exc.status_code
+        return status is None or status in (408, 409, 429) or status >= 500  # None: a broken connection
     import litellm
 
-    if isinstance(exc, asyncio.TimeoutError | TimeoutError | litellm.Timeout | litellm.RateLimitError):
+    if isinstance(exc, litellm.Timeout | litellm.RateLimitError):
         return True
     if isinstance(exc, litellm.APIConnectionError | litellm.InternalServerError | litellm.ServiceUnavailableError):
         return True
@@ -43,10 +49,13 @@ async def complete(
     retry: RetryPolicy = DEFAULT_RETRY,
     timeout_s: float = DEFAULT_ATTEMPT_TIMEOUT_S,
     rng: random.Random | None = None,
+    transport: OpenAITransport | None = None,
 ) -> Outcome:
-    """`litellm.acompletion(model=model, **params)` with retries; each attempt gets at most `timeout_s`."""
-    import litellm
+    """`litellm.acompletion(model=model, **params)` with retries; each attempt gets at most `timeout_s`.
 
+    With `transport` (an OpenAI-compatible `api_base`, see `replay_http`) the request is posted directly,
+    under the same retries and timeout.
+    """
     # Retries are ours (with Retry-After): the OpenAI client's own would multiply them.
     kwargs = {**params, "timeout": timeout_s, "max_retries": 0}
     retrying = retry.aretrying(is_retryable, sleep=_SLEEP, rng=rng)
@@ -56,11 +65,18 @@ async def complete(
             with attempt:
                 started = time.perf_counter()
                 # wait_for as well as litellm's timeout: in-process providers ignore the latter.
-                response = await asyncio.wait_for(litellm.acompletion(model=model, **kwargs), timeout=timeout_s)
+                if transport is not None:
+                    model_id = model.partition("/")[2]
+                    fields = await asyncio.wait_for(transport.complete(model_id, params, timeout_s), timeout=timeout_s)
+                else:
+                    import litellm
+
+                    response = await asyncio.wait_for(litellm.acompletion(model=model, **kwargs), timeout=timeout_s)
+                    fields = _extract(response)
     except Exception as exc:
         return {"error": _describe(exc), "attempts": attempts_made(retrying)}
     latency_ms = (time.perf_counter() - started) * 1000
-    return {**_extract(response), "latency_ms": latency_ms, "attempts": attempts_made(retrying)}
+    return {**fields, "latency_ms": latency_ms, "attempts": attempts_made(retrying)}
 
 
 def _describe(exc: BaseException) -> str:
