@@ -1,0 +1,50 @@
+"""The fast paths of the per-response dimensions give exactly the reference values."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from vaderSentiment.vaderSentiment import BOOSTER_DICT, NEGATE, SPECIAL_CASES, SentimentIntensityAnalyzer
+
+from drift_pipeline.detection.dimensions._vader import FastSentimentIntensityAnalyzer
+
+# Words that exercise VADER's rules: lexicon words, boosters, negations, "but", "least", "kind of", idioms
+# ("the bomb", "kiss of death"), "without doubt", "never so", capitals, punctuation and emojis.
+VADER_WORDS = [
+    "good", "GOOD", "bad", "great", "terrible", "love", "hate", "no", "not", "never", "isn't", "without",
+    "doubt", "so", "this", "very", "extremely", "kind", "of", "sort", "but", "least", "at", "the", "bomb",
+    "cut", "mustard", "yeah", "right", "hand", "to", "mouth", "happy", "sad", "nor", "or", "is", "it",
+    "kiss", "death", "die", "for", "bus", "stop", "broken", "beating", "heart", "badass", "shit",
+    "!", "?", "!!!", ":)", ":(", "😀", "💔", "lol", "ok", "fine", "\n", "Sure,", "sorry.", "can't",
+]  # fmt: skip
+
+
+REFERENCE, FAST = SentimentIntensityAnalyzer(), FastSentimentIntensityAnalyzer()
+
+
+def test_fast_vader_scores_real_answers_exactly_as_the_library(sensitiveq, prime):
+    reference, fast = REFERENCE, FAST
+    texts = [t[:2000] for t in [*sensitiveq["answer"].fillna(""), *prime["answer"].fillna("")[:1500]]]
+    assert [fast.polarity_scores(t) for t in texts] == [reference.polarity_scores(t) for t in texts]
+
+
+@settings(max_examples=400, deadline=None)
+@given(words=st.lists(st.sampled_from(VADER_WORDS), max_size=40), raw=st.text(max_size=60))
+def test_fast_vader_scores_generated_text_exactly_as_the_library(words, raw):
+    reference, fast = REFERENCE, FAST
+    for text in (" ".join(words), raw, " ".join(words) + raw):
+        assert fast.polarity_scores(text) == reference.polarity_scores(text)
+
+
+def test_fast_vader_scores_every_rule_phrase_exactly_as_the_library():
+    """Each idiom, multi-word booster and negation at every distance from a sentiment word (the windows the
+    fast checks read), which random text rarely lines up."""
+    phrases = [*SPECIAL_CASES, *(k for k in BOOSTER_DICT if " " in k), *NEGATE, "never so", "without doubt", "at least"]
+    texts = [
+        f"{lead} {phrase} {gap} {tail}"
+        for phrase in phrases
+        for lead in ("", "we are", "x y z", "ok then well")
+        for gap in ("", "x", "x y")
+        for tail in ("good", "bad!", "good but bad", "")
+    ]
+    assert [FAST.polarity_scores(t) for t in texts] == [REFERENCE.polarity_scores(t) for t in texts]
