@@ -61,4 +61,3 @@ class FastSentimentIntensityAnalyzer(SentimentIntensityAnalyzer):
         low = max(0, i - _BEFORE)
         window = words_and_emoticons[low : i + _AFTER]
         return SentimentIntensityAnalyzer._special_idioms_check(valence, window, i - low)
-

@@ -1,6 +1,8 @@
-"""The fast paths of the per-response dimensions give exactly the reference values."""
+"""The fast paths of scoring (per-response dimensions, interval quantiles) give exactly the reference values."""
 
 from __future__ import annotations
+
+import math
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -48,3 +50,20 @@ def test_fast_vader_scores_every_rule_phrase_exactly_as_the_library():
         for tail in ("good", "bad!", "good but bad", "")
     ]
     assert [FAST.polarity_scores(t) for t in texts] == [REFERENCE.polarity_scores(t) for t in texts]
+
+
+def test_interval_quantiles_are_scipy_stats_values_exactly():
+    """intervals.py calls scipy.special directly; these are the scipy.stats values it stands for."""
+    from scipy import special, stats
+
+    qs = [1 - a / 2 for a in (0.001, 0.01, 0.02, 0.05, 0.1, 0.37, 0.5, 0.9)]
+    dfs = [0.7, 1, 2, 3, 9.5, 29, 199, 999, 1e6]
+    xs = [0.0, 1e-300, 0.3, 1.7, 2.5758, 5.0, 40.0, math.inf]
+    assert [special.ndtri(q) for q in qs] == [stats.norm.ppf(q) for q in qs]
+    assert [special.ndtr(-x) for x in xs] == [stats.norm.sf(x) for x in xs]
+    assert [special.stdtrit(d, q) for d in dfs for q in qs] == [stats.t.ppf(q, d) for d in dfs for q in qs]
+    assert [special.stdtr(d, -x) for d in dfs for x in xs] == [stats.t.sf(x, d) for d in dfs for x in xs]
+    shares = [(c, n) for n in (2, 10, 37, 200, 1000, 123.4) for c in (0, 1, 0.5, n / 3, n - 1)]
+    assert [special.betaincinv(c + 1, n - c, q) for c, n in shares for q in qs] == [
+        stats.beta.ppf(q, c + 1, n - c) for c, n in shares for q in qs
+    ]
