@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from vaderSentiment.vaderSentiment import BOOSTER_DICT, NEGATE, SPECIAL_CASES, SentimentIntensityAnalyzer
 
+from drift_pipeline.detection.compare import load_records, pair_versions
+from drift_pipeline.detection.dimensions import ScoringEnv, all_dimensions
 from drift_pipeline.detection.dimensions._vader import FastSentimentIntensityAnalyzer
+from drift_pipeline.detection.scoring import score_contexts, to_contexts
 
 # Words that exercise VADER's rules: lexicon words, boosters, negations, "but", "least", "kind of", idioms
 # ("the bomb", "kiss of death"), "without doubt", "never so", capitals, punctuation and emojis.
@@ -67,3 +71,35 @@ def test_interval_quantiles_are_scipy_stats_values_exactly():
     assert [special.betaincinv(c + 1, n - c, q) for c, n in shares for q in qs] == [
         stats.beta.ppf(q, c + 1, n - c) for c, n in shares for q in qs
     ]
+
+
+def reference_per_pair(contexts, embedder) -> pd.DataFrame:
+    """The per-pair table as scoring built it before: one frame per dimension through pandas' nullable
+    floats, concatenated."""
+    env = ScoringEnv(embedder=embedder)
+    frames = []
+    for dimension in all_dimensions():
+        values = dimension.score(contexts, env)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "pair_id": [c.pair_id for c in contexts],
+                    "dimension": dimension.name,
+                    "kind": dimension.kind,
+                    "baseline_value": pd.array([v[0] for v in values], dtype="Float64"),
+                    "candidate_value": pd.array([v[1] for v in values], dtype="Float64"),
+                }
+            )
+        )
+    table = pd.concat(frames, ignore_index=True)
+    table["difference"] = table["candidate_value"] - table["baseline_value"]
+    return table.astype({"baseline_value": float, "candidate_value": float, "difference": float})
+
+
+def test_per_pair_table_equals_the_per_dimension_reference_on_real_data(llmdrift_dir, embedder):
+    records = load_records(llmdrift_dir / "SENSITIVEQ_EVAL.csv", "llmdrift")
+    pairs, _ = pair_versions(records, "gpt-4-0314", "gpt-4-0613")
+    contexts, _ = to_contexts(pairs, response_schema=None, tools=None)
+    table = score_contexts(contexts, embedder=embedder)
+    pd.testing.assert_frame_equal(table, reference_per_pair(contexts, embedder), check_exact=True)
+    assert table["baseline_value"].notna().any() and table["difference"].isna().any()  # both kinds of row
