@@ -82,3 +82,7 @@ def main() -> None:
 def _is_click_error(exc: BaseException) -> bool:
     """click's own errors, and those of the click copy typer vendors (`typer._click`): same class name."""
     return any(cls.__name__ == "ClickException" for cls in type(exc).__mro__)
+
+
+if __name__ == "__main__":  # `python -m drift_pipeline.cli.app ...`, as the console script
+    main()
