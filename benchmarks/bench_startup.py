@@ -117,8 +117,11 @@ def main() -> None:
     parser.add_argument("--scoring-pairs", type=int, default=200, help="pairs for the scoring figure (0: skip)")
     parser.add_argument("--cold", action="store_true", help="also time compare without an embedding cache")
     parser.add_argument("--importtime", type=int, default=0, help="print this many slowest imports of compare")
+    parser.add_argument("--blas-threads", type=int, help="OMP/OpenBLAS threads (spinning BLAS threads add CPU time)")
     parser.add_argument("--cache-dir", type=Path, help="keep embedding caches here across runs (default: temp)")
     args = parser.parse_args()
+    if args.blas_threads:
+        ENV.update(OMP_NUM_THREADS=str(args.blas_threads), OPENBLAS_NUM_THREADS=str(args.blas_threads))
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.cache_dir or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
