@@ -174,9 +174,12 @@ def score_contexts(
     env = ScoringEnv(embedder=embedder, progress=progress)
     selected = dims.select(list(dimensions) if dimensions else None)
     scored = [dimension.score(contexts, env) for dimension in selected]
+    n = len(contexts)
+    short = [d.name for d, pairs in zip(selected, scored, strict=True) if len(pairs) != n]
+    if short:  # flattened below: a dimension that skipped a pair would shift every later value
+        raise RuntimeError(f"dimension(s) {', '.join(short)} did not score every pair")
     # One frame from flat float arrays (None -> NaN): a frame per dimension and a concat cost more than scoring.
     values = np.array([v for pairs in scored for pair in pairs for v in pair], dtype=float).reshape(-1, 2)
-    n = len(contexts)
     per_pair = pd.DataFrame(
         {
             "pair_id": [c.pair_id for c in contexts] * len(selected),
