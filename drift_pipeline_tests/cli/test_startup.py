@@ -83,3 +83,24 @@ def test_compare_with_cached_embeddings_loads_no_model_library(run_cli, llmdrift
     assert loaded == []
     first, second = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("first", "second"))
     assert first["verdict"] == second["verdict"] and first["dimensions"] == second["dimensions"]
+
+
+def test_the_lazy_command_map_names_exactly_what_each_module_registers():
+    """A command a module registers but `COMMANDS` lacks would be unreachable: the map must follow the modules."""
+    import importlib
+
+    import typer
+    import typer.main
+
+    import pkgutil
+
+    from drift_pipeline import cli
+    from drift_pipeline.cli.app import COMMANDS
+
+    groups = {m.name for m in pkgutil.iter_modules(cli.__path__) if m.name not in ("app", "common", "lazy")}
+    assert groups == set(COMMANDS.values())  # every command module is reachable through the map
+    for module_name in groups:
+        holder = typer.Typer()
+        importlib.import_module(f"drift_pipeline.cli.{module_name}").register(holder)
+        registered = set(typer.main.get_group(holder).commands)
+        assert registered == {name for name, module in COMMANDS.items() if module == module_name}, module_name
