@@ -88,11 +88,10 @@ def test_compare_with_cached_embeddings_loads_no_model_library(run_cli, llmdrift
 def test_the_lazy_command_map_names_exactly_what_each_module_registers():
     """A command a module registers but `COMMANDS` lacks would be unreachable: the map must follow the modules."""
     import importlib
+    import pkgutil
 
     import typer
     import typer.main
-
-    import pkgutil
 
     from drift_pipeline import cli
     from drift_pipeline.cli.app import COMMANDS
