@@ -6,23 +6,26 @@ import sys
 
 import typer
 
-from drift_pipeline.cli import (
-    audit,
-    baseline,
-    common,
-    compare,
-    demo,
-    evidence,
-    ingest,
-    manifests,
-    migrate,
-    plan,
-    registry,
-    replay,
-    reviewers,
-)
+from drift_pipeline.cli import common
+from drift_pipeline.cli.lazy import lazy_group
 from drift_pipeline.errors import DriftPipelineError
-from drift_pipeline.persistence.db import describe_storage_fault
+
+# Each top-level command and the module that registers it, in help order. A module is imported only when
+# one of its commands runs (cli/lazy.py): `compare` need not load SQLAlchemy, migration or versioning.
+COMMANDS = {
+    "demo": "demo",
+    "registry": "registry",
+    **dict.fromkeys(("tenants", "manifest", "pin", "resolve"), "manifests"),
+    **dict.fromkeys(("ingest", "otlp-receiver"), "ingest"),
+    "baseline": "baseline",
+    **dict.fromkeys(("provider", "replay"), "replay"),
+    "compare": "compare",
+    "plan": "plan",
+    **dict.fromkeys(("migrate", "rollback", "scan-aliases"), "migrate"),
+    "reviewers": "reviewers",
+    "evidence": "evidence",
+    "audit": "audit",
+}
 
 app = typer.Typer(
     name="drift-pipeline",
@@ -30,7 +33,13 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=lazy_group({name: f"drift_pipeline.cli.{module}" for name, module in COMMANDS.items()}),
 )
+
+
+@app.callback()
+def _root() -> None:
+    """Keeps the application a group: `init` is its only eagerly registered command."""
 
 
 @app.command()
@@ -38,10 +47,6 @@ def init() -> None:
     """Create or upgrade the store (SQLite under DRIFT_PIPELINE_HOME, or DRIFT_PIPELINE_DATABASE_URL)."""
     store = common.open_store()
     common.console.print(f"[green]ready[/green] store at {store.engine.url.render_as_string(hide_password=True)}")
-
-
-for group in (demo, registry, manifests, ingest, baseline, replay, compare, plan, migrate, reviewers, evidence, audit):
-    group.register(app)
 
 
 def main() -> None:
@@ -64,6 +69,8 @@ def main() -> None:
         if _is_click_error(exc):  # usage mistakes (unknown option or command, bad value): one line, exit 2
             common.err_console.print(f"[red]error:[/red] {exc.format_message()}", highlight=False)  # type: ignore[attr-defined]
             sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+        from drift_pipeline.persistence.db import describe_storage_fault
+
         fault = describe_storage_fault(exc)
         if fault is None:
             raise
@@ -75,3 +82,7 @@ def main() -> None:
 def _is_click_error(exc: BaseException) -> bool:
     """click's own errors, and those of the click copy typer vendors (`typer._click`): same class name."""
     return any(cls.__name__ == "ClickException" for cls in type(exc).__mro__)
+
+
+if __name__ == "__main__":  # `python -m drift_pipeline.cli.app ...`, as the console script
+    main()

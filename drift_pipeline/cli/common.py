@@ -5,13 +5,14 @@ from __future__ import annotations
 import getpass
 import json
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, ConsoleDimensions
 
-from drift_pipeline.config import Settings
 from drift_pipeline.errors import InvalidInputError
-from drift_pipeline.persistence.db import Store
+
+if TYPE_CHECKING:
+    from drift_pipeline.persistence.db import Store
 
 # Width when the output is not a terminal (a pipe, a file, a test runner): wide enough that tables and
 # lines never wrap or crop at whatever COLUMNS the environment happens to set.
@@ -37,11 +38,15 @@ err_console = _Console(stderr=True, soft_wrap=True)
 
 def open_store() -> Store:
     """The store the environment names (SQLite under DRIFT_PIPELINE_HOME by default), migrated."""
+    from drift_pipeline.persistence.db import Store  # SQLAlchemy: only for commands that use the store
+
     return Store.open()
 
 
 def actor() -> str:
     """Who is acting, for the audit log: DRIFT_PIPELINE_ACTOR, else the OS user."""
+    from drift_pipeline.config import Settings
+
     return Settings.from_env().actor or f"cli:{getpass.getuser()}"
 
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from drift_pipeline.detection import dimensions as dims
@@ -171,22 +172,25 @@ def score_contexts(
 ) -> pd.DataFrame:
     """The long per-pair table: pair_id, dimension, kind, baseline_value, candidate_value, difference."""
     env = ScoringEnv(embedder=embedder, progress=progress)
-    frames = []
-    for dimension in dims.select(list(dimensions) if dimensions else None):
-        values = dimension.score(contexts, env)
-        frame = pd.DataFrame(
-            {
-                "pair_id": [c.pair_id for c in contexts],
-                "dimension": dimension.name,
-                "kind": dimension.kind,
-                "baseline_value": pd.array([v[0] for v in values], dtype="Float64"),
-                "candidate_value": pd.array([v[1] for v in values], dtype="Float64"),
-            }
-        )
-        frames.append(frame)
-    per_pair = pd.concat(frames, ignore_index=True)
-    per_pair["difference"] = per_pair["candidate_value"] - per_pair["baseline_value"]
-    return per_pair.astype({"baseline_value": float, "candidate_value": float, "difference": float})
+    selected = dims.select(list(dimensions) if dimensions else None)
+    scored = [dimension.score(contexts, env) for dimension in selected]
+    n = len(contexts)
+    short = [d.name for d, pairs in zip(selected, scored, strict=True) if len(pairs) != n]
+    if short:  # flattened below: a dimension that skipped a pair would shift every later value
+        raise RuntimeError(f"dimension(s) {', '.join(short)} did not score every pair")
+    # One frame from flat float arrays (None -> NaN): a frame per dimension and a concat cost more than scoring.
+    values = np.array([v for pairs in scored for pair in pairs for v in pair], dtype=float).reshape(-1, 2)
+    per_pair = pd.DataFrame(
+        {
+            "pair_id": [c.pair_id for c in contexts] * len(selected),
+            "dimension": [d.name for d in selected for _ in range(n)],
+            "kind": [d.kind for d in selected for _ in range(n)],
+            "baseline_value": values[:, 0],
+            "candidate_value": values[:, 1],
+        }
+    )
+    per_pair["difference"] = values[:, 1] - values[:, 0]
+    return per_pair
 
 
 def to_contexts(

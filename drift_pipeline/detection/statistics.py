@@ -174,9 +174,11 @@ def pair_effects(spec: DimensionSpec, baseline: np.ndarray, candidate: np.ndarra
 
 
 def _values(per_pair: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]:
-    rows = per_pair[per_pair["dimension"] == name]
-    rows = rows[rows["baseline_value"].notna() & rows["candidate_value"].notna()]
-    return rows["baseline_value"].to_numpy(float), rows["candidate_value"].to_numpy(float)
+    # Masks on numpy arrays: selecting rows of the whole frame copied its string columns once per dimension.
+    mask = (per_pair["dimension"] == name).to_numpy(bool)
+    base, cand = per_pair["baseline_value"].to_numpy(float)[mask], per_pair["candidate_value"].to_numpy(float)[mask]
+    applies = ~(np.isnan(base) | np.isnan(cand))
+    return base[applies], cand[applies]
 
 
 def _direction(effect: float | None) -> str:

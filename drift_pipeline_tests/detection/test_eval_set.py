@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from drift_pipeline.detection.decisions import extract, prompt_spec
 from drift_pipeline.detection.dimensions.non_answer import non_answers
+from drift_pipeline.detection.embeddings import Embedder, EmbeddingCache
 from drift_pipeline.detection.non_answer import training_set
 
 EVAL_SET = Path(__file__).resolve().parents[2] / "benchmarks" / "eval_set"
@@ -50,3 +52,35 @@ def test_non_answer_classifier_generalises_to_unseen_wordings(rows, embedder):
     truth = [r["labels"]["non_answer"] for r in survey]
     hits = sum(bool(p) and t for p, t in zip(predicted, truth, strict=True))
     assert hits / sum(predicted) >= 0.9 and hits / sum(truth) >= 0.7
+
+
+def test_shipped_non_answer_classifier_is_the_fit_of_the_training_set(rows, sensitiveq, embedder):
+    """The coefficients in data/ are what fitting the training set gives now and decide like scikit-learn on
+    real answers (a stale or hand-edited file fails here; regenerate as data/README.md says), and the numpy
+    prediction is scikit-learn's arithmetic bit for bit."""
+    from sklearn.linear_model import LogisticRegression
+
+    from drift_pipeline.detection import non_answer
+
+    shipped = non_answer.shipped(embedder.cache.model_name)
+    assert shipped is not None, "data/non_answer_classifier.json does not match the training set"
+    texts, labels = training_set()
+    reference = LogisticRegression(C=4.0, max_iter=2000, class_weight="balanced").fit(embedder.embed(texts), labels)
+    x = embedder.embed([non_answer.head(t) for t in [*sensitiveq["answer"].fillna(""), *(r["response"] for r in rows)]])
+    assert shipped.classes == tuple(reference.classes_)
+    assert np.allclose(shipped.coef, reference.coef_, atol=1e-4)
+    assert np.allclose(shipped.intercept, reference.intercept_, atol=1e-4)
+    assert np.allclose(shipped.predict_proba(x), reference.predict_proba(x), atol=1e-5)
+    assert shipped.predict(x) == list(reference.predict(x))
+    refit = non_answer.LinearSoftmax(shipped.classes, reference.coef_, reference.intercept_)
+    assert np.array_equal(refit.predict_proba(x), reference.predict_proba(x))
+
+
+def test_non_answer_classifier_is_fitted_for_an_embedding_model_it_was_not_shipped_for(embedder):
+    from drift_pipeline.detection import non_answer
+
+    assert non_answer.shipped("another-model") is None
+    other = Embedder(EmbeddingCache(model_name="another-model"), model=embedder.model)
+    fitted = non_answer.classifier(other)
+    assert fitted is not non_answer.shipped(embedder.cache.model_name)
+    assert non_answer.predict(["I have no personal opinions; it depends on your values."], other) == ["non_answer"]

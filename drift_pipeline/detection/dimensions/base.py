@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Sequence
@@ -90,5 +91,7 @@ def parse_json_text(text: str) -> tuple[bool, Any]:
         return False, None
 
 
+@functools.lru_cache(maxsize=65536)
 def word_count(text: str) -> int:
+    """Words in `text` (cached per text: length and instruction following both count them)."""
     return len(WORD.findall(text))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -19,7 +20,9 @@ _ELEMENTS = [
 ]
 
 
+@functools.lru_cache(maxsize=65536)
 def markdown_elements(text: str) -> int:
+    """Markdown elements in `text` (cached per text: baselines and replays repeat responses)."""
     return sum(len(p.findall(text)) for p in _ELEMENTS)
 
 

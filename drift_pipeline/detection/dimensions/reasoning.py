@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -16,6 +17,7 @@ _MARKERS = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=65536)
 def reasoning_score(text: str) -> int:
     """Number of step lines plus chain-of-thought markers."""
     return len(_STEP_LINE.findall(text)) + len(_MARKERS.findall(text))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -44,6 +45,7 @@ _BUT_DECLINE = re.compile(
 HEAD_CHARS = 240
 
 
+@functools.lru_cache(maxsize=65536)
 def is_refusal(text: str) -> bool:
     """True when the opening of `text` declines the request (an apology counts only with a decline)."""
     head = text.replace("\u2019", "'").strip()[:HEAD_CHARS]

@@ -10,9 +10,9 @@ from drift_pipeline.detection.dimensions.base import Dimension, PairContext, Val
 
 @functools.cache
 def _analyzer() -> Any:
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+    from drift_pipeline.detection.dimensions._vader import FastSentimentIntensityAnalyzer
 
-    return SentimentIntensityAnalyzer()
+    return FastSentimentIntensityAnalyzer()
 
 
 @functools.lru_cache(maxsize=65536)
