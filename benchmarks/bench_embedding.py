@@ -1,7 +1,7 @@
 """Embedding backends against the fp32 reference: speed, load cost, similarity error and verdicts.
 
 Backends are ``name:max_seq_length``: ``torch`` (sentence-transformers fp32, the reference, 256 only),
-``torch-bf16`` (the same with bf16 weights), ``onnx`` (ONNX Runtime fp32) and ``onnx-int8``
+``torch-bf16`` (the same with bf16 weights, `detection/embedding_bf16.py`), ``onnx`` (ONNX Runtime fp32) and ``onnx-int8``
 (`detection/embedding_onnx.py`). For each backend it prints
 
 - load: seconds and peak RSS of a fresh process that imports and loads it (the export is cached first);
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -37,28 +36,15 @@ FILES = ("SENSITIVEQ_EVAL.csv", "PRIME_FULL_EVAL.csv")
 MODELS = ("gpt-3.5-turbo-0301", "gpt-3.5-turbo-0613", "gpt-4-0314", "gpt-4-0613")
 MARCH_JUNE = (("gpt-3.5-turbo-0301", "gpt-3.5-turbo-0613"), ("gpt-4-0314", "gpt-4-0613"))
 REFERENCE = "torch:256"
-DEFAULT_BACKENDS = ("torch:256", "onnx:256", "onnx-int8:256", "onnx:128", "onnx-int8:128")
+DEFAULT_BACKENDS = ("torch:256", "torch-bf16:256", "onnx:256", "onnx-int8:256", "onnx:128", "torch-bf16:128")
 
 
 def encoder(spec: str) -> Any:
-    """An object with SentenceTransformer's `encode` for a backend spec."""
+    """An object with SentenceTransformer's `encode` for a backend spec (`torch` = the `local` backend)."""
+    from drift_pipeline.detection.embeddings import load_encoder
+
     name, length = spec.split(":")
-    if name.startswith("torch"):
-        import torch
-
-        from drift_pipeline.detection.embeddings import load_model
-
-        model = load_model()
-        if int(length) != model.max_seq_length:
-            raise SystemExit(f"{spec}: the torch reference reads {model.max_seq_length} tokens")
-        if name == "torch-bf16":
-            import copy
-
-            model = copy.deepcopy(model).to(torch.bfloat16)
-        return model
-    from drift_pipeline.detection.embedding_onnx import load_encoder
-
-    return load_encoder(name, int(length))
+    return load_encoder("local" if name == "torch" else name, int(length))
 
 
 def child_load(spec: str) -> None:
@@ -66,7 +52,9 @@ def child_load(spec: str) -> None:
     start = time.perf_counter()
     model = encoder(spec)
     model.encode(["warm up"], batch_size=1, normalize_embeddings=True, convert_to_numpy=True)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: the latter keeps the (large) parent's peak across fork + exec.
+    status = Path("/proc/self/status").read_text()
+    rss = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024
     print(json.dumps({"seconds": time.perf_counter() - start, "rss_mib": rss}))
 
 
@@ -143,6 +131,45 @@ def verdicts(spec: str, ids: int) -> dict[str, dict[str, str]]:
     return out
 
 
+def speed_table(specs: list[str], pairs: int, batch_size: int) -> None:
+    left, right = speed_pairs(pairs)
+    texts = left + right
+    print(f"{len(left)} differing pairs ({len(texts)} texts), batch {batch_size}")
+    print(
+        f"{'backend':<16}{'load s':>7}{'RSS MiB':>8}{'texts/s':>9}{'tokens/s':>10}{'wall s':>8}{'cpu s':>7}"
+        f"{'dsim mean':>10}{'p99':>8}{'max':>8}"
+    )
+    reference_sims = None
+    for spec in specs:
+        encoder(spec)  # export and cache before the clean-process load measurement
+        load = load_cost(spec)
+        vectors, wall, cpu = encode_timed(spec, texts, batch_size)
+        sims = np.einsum("ij,ij->i", vectors[: len(left)], vectors[len(left) :])
+        if reference_sims is None:
+            reference_sims = sims
+        delta = np.abs(sims - reference_sims)
+        n_tokens = tokens(texts, int(spec.split(":")[1]))
+        print(
+            f"{spec:<16}{load['seconds']:7.2f}{load['rss_mib']:8.0f}{len(texts) / wall:9.1f}"
+            f"{n_tokens / wall:10.0f}{wall:8.2f}{cpu:7.2f}{delta.mean():10.4f}"
+            f"{np.quantile(delta, 0.99):8.4f}{delta.max():8.4f}",
+            flush=True,
+        )
+
+
+def verdict_table(specs: list[str], ids: int) -> None:
+    reference = verdicts(REFERENCE, ids)
+    for spec in specs[1:]:
+        got = verdicts(spec, ids)
+        overall = [k for k in reference if got[k]["overall"] != reference[k]["overall"]]
+        dims = [(k, d) for k in reference for d in reference[k] if got[k].get(d) != reference[k][d]]
+        print(
+            f"{spec:<16} verdicts differ: overall {len(overall)}/{len(reference)}, "
+            f"dimensions {len(dims)}/{sum(len(v) for v in reference.values())} {dims[:5]}",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=100, help="differing pairs per March-vs-June comparison")
@@ -156,40 +183,10 @@ def main() -> None:
         child_load(args.child_load)
         return
     specs = [REFERENCE] + [s for s in args.backends if s != REFERENCE]
-    left, right = speed_pairs(args.pairs)
-    texts = left + right
-    print(f"{len(left)} differing pairs ({len(texts)} texts), batch {args.batch_size}")
-    print(
-        f"{'backend':<16}{'load s':>7}{'RSS MiB':>8}{'texts/s':>9}{'tokens/s':>10}{'wall s':>8}{'cpu s':>7}"
-        f"{'dsim mean':>10}{'p99':>8}{'max':>8}"
-    )
-    reference_sims = None
-    for spec in specs:
-        encoder(spec)  # export and cache before the clean-process load measurement
-        load = load_cost(spec)
-        vectors, wall, cpu = encode_timed(spec, texts, args.batch_size)
-        sims = np.einsum("ij,ij->i", vectors[: len(left)], vectors[len(left) :])
-        if reference_sims is None:
-            reference_sims = sims
-        delta = np.abs(sims - reference_sims)
-        n_tokens = tokens(texts, int(spec.split(":")[1]))
-        print(
-            f"{spec:<16}{load['seconds']:7.2f}{load['rss_mib']:8.0f}{len(texts) / wall:9.1f}"
-            f"{n_tokens / wall:10.0f}{wall:8.2f}{cpu:7.2f}{delta.mean():10.4f}"
-            f"{np.quantile(delta, 0.99):8.4f}{delta.max():8.4f}",
-            flush=True,
-        )
+    if args.pairs > 0:
+        speed_table(specs, args.pairs, args.batch_size)
     if args.verdicts:
-        reference = verdicts(REFERENCE, args.verdict_ids)
-        for spec in specs[1:]:
-            got = verdicts(spec, args.verdict_ids)
-            overall = [k for k in reference if got[k]["overall"] != reference[k]["overall"]]
-            dims = [(k, d) for k in reference for d in reference[k] if got[k].get(d) != reference[k][d]]
-            print(
-                f"{spec:<16} verdicts differ: overall {len(overall)}/{len(reference)}, "
-                f"dimensions {len(dims)}/{sum(len(v) for v in reference.values())} {dims[:5]}",
-                flush=True,
-            )
+        verdict_table(specs, args.verdict_ids)
 
 
 if __name__ == "__main__":

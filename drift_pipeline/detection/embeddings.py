@@ -39,11 +39,16 @@ def load_model() -> SentenceTransformer:
 
 def load_encoder(backend: str = "local", max_seq_length: int = 256) -> Any:
     """An object with SentenceTransformer's `encode` for a backend name: `local` is the sentence-transformers
-    fp32 reference (256 tokens), `onnx`/`onnx-int8` the same model on ONNX Runtime (`embedding_onnx.py`)."""
+    fp32 reference (256 tokens), `torch-bf16` the same in bf16 (`embedding_bf16.py`), `onnx`/`onnx-int8`
+    the same model on ONNX Runtime (`embedding_onnx.py`)."""
     if backend == "local":
         if max_seq_length != 256:
             raise InvalidInputError("the local embedding backend reads 256 tokens; use onnx for other lengths")
         return load_model()
+    if backend == "torch-bf16":
+        from drift_pipeline.detection.embedding_bf16 import load_encoder as load_bf16
+
+        return load_bf16(max_seq_length)
     from drift_pipeline.detection.embedding_onnx import load_encoder as load_onnx
 
     return load_onnx(backend, max_seq_length)
