@@ -1,8 +1,8 @@
 """Embedding backends against the fp32 reference: speed, load cost, similarity error and verdicts.
 
 Backends are ``name:max_seq_length``: ``torch`` (sentence-transformers fp32, the reference, 256 only),
-``torch-bf16`` (the same with bf16 weights, `detection/embedding_bf16.py`), ``onnx`` (ONNX Runtime fp32) and ``onnx-int8``
-(`detection/embedding_onnx.py`). For each backend it prints
+``torch-bf16`` (the same with bf16 weights, `detection/embedding_bf16.py`), ``onnx`` (ONNX Runtime fp32)
+and ``onnx-int8`` (`detection/embedding_onnx.py`). For each backend it prints
 
 - load: seconds and peak RSS of a fresh process that imports and loads it (the export is cached first);
 - speed on real LLMDrift answers (the first ``--pairs`` differing pairs of each March-vs-June
@@ -45,6 +45,14 @@ def encoder(spec: str) -> Any:
 
     name, length = spec.split(":")
     return load_encoder("local" if name == "torch" else name, int(length))
+
+
+def backend_spec(spec: str) -> str:
+    """argparse type: `name:length` with a positive integer length."""
+    name, _, length = spec.partition(":")
+    if not name or not length.isdigit() or int(length) < 1:
+        raise argparse.ArgumentTypeError(f"{spec!r} is not NAME:MAX_SEQ_LENGTH (e.g. onnx:256)")
+    return spec
 
 
 def child_load(spec: str) -> None:
@@ -173,7 +181,7 @@ def verdict_table(specs: list[str], ids: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=100, help="differing pairs per March-vs-June comparison")
-    parser.add_argument("--backends", nargs="+", default=list(DEFAULT_BACKENDS))
+    parser.add_argument("--backends", nargs="+", type=backend_spec, default=list(DEFAULT_BACKENDS))
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--verdicts", action="store_true", help="also compare verdicts on every comparison")
     parser.add_argument("--verdict-ids", type=int, default=100, help="prompts per file for --verdicts; 0 = all")
