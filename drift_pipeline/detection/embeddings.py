@@ -74,8 +74,33 @@ def _openai_compatible(settings: Settings) -> Backend:
     )
 
 
-# DRIFT_PIPELINE_EMBEDDING_BACKEND -> factory. Register another backend with one entry here.
-BACKENDS: dict[str, Callable[[Settings], Backend]] = {"local": _local, "openai-compatible": _openai_compatible}
+def _bf16(settings: Settings) -> Backend:
+    from drift_pipeline.detection import embedding_bf16
+
+    _local(settings)  # the same model: refuse another name as the local backend does
+    return Backend(embedding_bf16.backend_id(MAX_SEQ_LENGTH), lambda: load_encoder("torch-bf16"), DIMENSION)
+
+
+def _onnx(name: str) -> Callable[[Settings], Backend]:
+    def make(settings: Settings) -> Backend:
+        from drift_pipeline.detection import embedding_onnx
+
+        _local(settings)  # the same model: refuse another name as the local backend does
+        return Backend(embedding_onnx.backend_id(name, MAX_SEQ_LENGTH), lambda: load_encoder(name), DIMENSION)
+
+    return make
+
+
+# DRIFT_PIPELINE_EMBEDDING_BACKEND -> factory. Register another backend with one entry here. The local
+# sentence-transformers model is the fp32 reference; the others are held to its error budget
+# (docs/scoring.md, "Embedding backends and their error budget").
+BACKENDS: dict[str, Callable[[Settings], Backend]] = {
+    "local": _local,
+    "openai-compatible": _openai_compatible,
+    "onnx": _onnx("onnx"),
+    "onnx-int8": _onnx("onnx-int8"),
+    "torch-bf16": _bf16,
+}
 
 
 @functools.cache
@@ -93,6 +118,23 @@ def load_model() -> SentenceTransformer:
 
 
 LOCAL = Backend(LOCAL_BACKEND_ID, load_model, DIMENSION)
+
+
+def load_encoder(backend: str = "local", max_seq_length: int = 256) -> Any:
+    """An object with SentenceTransformer's `encode` for a backend name: `local` is the sentence-transformers
+    fp32 reference (256 tokens), `torch-bf16` the same in bf16 (`embedding_bf16.py`), `onnx`/`onnx-int8`
+    the same model on ONNX Runtime (`embedding_onnx.py`)."""
+    if backend == "local":
+        if max_seq_length != 256:
+            raise InvalidInputError("the local embedding backend reads 256 tokens; use onnx for other lengths")
+        return load_model()
+    if backend == "torch-bf16":
+        from drift_pipeline.detection.embedding_bf16 import load_encoder as load_bf16
+
+        return load_bf16(max_seq_length)
+    from drift_pipeline.detection.embedding_onnx import load_encoder as load_onnx
+
+    return load_onnx(backend, max_seq_length)
 
 
 def text_key(text: str, backend_id: str = LOCAL_BACKEND_ID) -> str:
