@@ -13,7 +13,7 @@ import pytest
 from drift_pipeline.config import Settings
 from drift_pipeline.detection import embedding_bf16, embedding_onnx, embeddings
 from drift_pipeline.detection.compare import compare
-from drift_pipeline.detection.embeddings import Embedder, EmbeddingCache, load_encoder
+from drift_pipeline.detection.embeddings import Embedder, load_encoder
 from drift_pipeline.errors import DriftPipelineError, InvalidInputError
 
 MEAN_BUDGET = 0.01
