@@ -1,17 +1,22 @@
-"""What 1,000 tenants cost the Dagster side, on PostgreSQL: partitions, sensor ticks, the nightly schedule.
+"""What N tenants cost the Dagster side, on PostgreSQL: partitions, sensor and schedule ticks, UI queries.
 
 Creates two fresh databases on the local server (a Dagster instance via dagster-postgres, and a
-drift-pipeline store), seeds N tenants pinned to one model family, then times:
+drift-pipeline store), seeds N tenants with `--agents` agents each pinned to one model family, then times:
 
-- adding N `tenants` dynamic partitions;
+- adding N `tenants` dynamic partitions (the only partitions: the day is a run tag);
+- the nightly schedule (one run request per shard of `DRIFT_PIPELINE_SHARD_TENANTS` tenants);
+- `--days` nights of history: a `drift_report` materialization (with `day` metadata) and both drift checks
+  per tenant partition and night, written as Dagster records them;
+- the queries behind the UI's per-tenant views, through the real GraphQL schema on a real code server:
+  the asset's partition status and counts, and one tenant's materialization history (its metadata plot);
 - one tick of each sensor with N tenants affected (new tenants, new model version from a local
-  OpenAI-compatible listing, silent change with a scripted probe responder, deprecation with N notices);
-- the nightly schedule's N run requests.
+  OpenAI-compatible listing, silent change with a scripted probe responder, deprecation with N notices).
 
 No real model call is made (the probe responder is scripted, alerts go to no channel); what is timed is the
 sensors' own work: registry and manifest queries, audit writes, cursor and run-request building.
 
-    .venv/bin/python benchmarks/bench_scale.py [--tenants 1000] [--pg postgresql+psycopg2://postgres@127.0.0.1:5432/postgres]
+    .venv/bin/python benchmarks/bench_scale.py [--tenants 1000] [--agents 3] [--days 2] [--db-prefix dp_fleet] \
+        [--pg postgresql+psycopg2://postgres@127.0.0.1:5432/postgres]
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -39,6 +45,7 @@ from drift_pipeline.alerts.router import AlertRouter
 from drift_pipeline.defs.detection import schedules
 from drift_pipeline.defs.detection import sensors as detection_sensors
 from drift_pipeline.defs.migration import sensors as migration_sensors
+from drift_pipeline.defs.resources import DriftStore
 from drift_pipeline.defs.traffic import sensors as traffic_sensors
 from drift_pipeline.defs.versioning import sensors as versioning_sensors
 from drift_pipeline.detection import tripwire
@@ -47,6 +54,7 @@ from drift_pipeline.persistence.objects import ObjectStore
 from drift_pipeline.versioning import discovery, manifests, registry, tenants
 
 console = Console()
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @contextmanager
@@ -106,18 +114,99 @@ def timed(label: str, fn: Callable[[], Any], figures: list[tuple[str, float, str
     return out
 
 
-def seed(store: Store, n: int, api_base: str) -> None:
+def seed(store: Store, n: int, agents: int, api_base: str) -> None:
     params = {"api_base": api_base}
     registry.add_version(store, "openai", "llm-2025-06-01", actor="bench", litellm_params=params)
     for i in tqdm(range(n), desc="seeding tenants", unit="tenant"):
         tenant = f"tenant-{i:05d}"
         tenants.add_tenant(store, tenant, actor="bench", cadence="hourly" if i % 10 == 0 else "daily")
-        manifests.pin(store, tenant, "support", "llm-2025-06-01", actor="bench")
+        for agent in AGENTS[:agents]:
+            manifests.pin(store, tenant, agent, "llm-2025-06-01", actor="bench")
+
+
+AGENTS = ("support", "sales", "triage", "billing", "onboarding")
+
+
+def history(instance: dg.DagsterInstance, tenant_ids: list[str], days: list[str]) -> None:
+    """What `days` nights leave in Dagster's event log: per tenant partition, a report and both checks."""
+    report = dg.AssetKey("drift_report")
+    for day in days:
+        for i, tenant_id in enumerate(tqdm(tenant_ids, desc=f"history {day}", unit="tenant")):
+            effect = (i % 17) / 100
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(
+                    report, partition=tenant_id, metadata={"day": day, "effect support/pinned/semantic": effect}
+                )
+            )
+            for check in ("drift_within_threshold", "equivalence_shown"):
+                instance.report_runless_asset_event(
+                    dg.AssetCheckEvaluation(
+                        asset_key=report,
+                        check_name=check,
+                        passed=i % 50 != 0,
+                        metadata={"tenant_id": tenant_id, "day": day},
+                        partition=tenant_id,
+                    )
+                )
+
+
+PARTITION_STATUS = """
+query PartitionStatus($key: AssetKeyInput!) {
+  assetNodeOrError(assetKey: $key) {
+    ... on AssetNode {
+      partitionStats { numMaterialized numPartitions numFailed }
+      assetPartitionStatuses { ... on DefaultPartitionStatuses { materializedPartitions failedPartitions } }
+    }
+  }
+}"""
+
+TENANT_HISTORY = """
+query TenantHistory($key: AssetKeyInput!, $partition: String!) {
+  assetOrError(assetKey: $key) {
+    ... on Asset { assetMaterializations(partitions: [$partition], limit: 100) { partition timestamp metadataEntries { label } } }
+  }
+}"""
+
+
+def ui_queries(instance: dg.DagsterInstance, tenant_id: str, figures: list[tuple[str, float, str]]) -> None:
+    """The UI's partition views through the real GraphQL schema, against a code server started for it."""
+    from dagster_graphql.test.utils import define_out_of_process_context, execute_dagster_graphql
+
+    key = {"path": ["drift_report"]}
+    with define_out_of_process_context(str(ROOT / "workspace.yaml"), None, instance) as context:
+        status = timed(
+            "UI: drift_report partition status (GraphQL)",
+            lambda: execute_dagster_graphql(context, PARTITION_STATUS, {"key": key}),
+            figures,
+        )
+        node = status.data["assetNodeOrError"]
+        stats = node["partitionStats"]
+        figures[-1] = (
+            *figures[-1][:2],
+            f"{stats['numMaterialized']}/{stats['numPartitions']} materialized, {stats['numFailed']} failed",
+        )
+        timed(
+            "UI: drift_report partition status again (cached)",
+            lambda: execute_dagster_graphql(context, PARTITION_STATUS, {"key": key}),
+            figures,
+        )
+        hist = timed(
+            "UI: one tenant's materialization history (GraphQL)",
+            lambda: execute_dagster_graphql(context, TENANT_HISTORY, {"key": key, "partition": tenant_id}),
+            figures,
+        )
+        points = hist.data["assetOrError"]["assetMaterializations"]
+        figures[-1] = (*figures[-1][:2], f"{len(points)} nights of {tenant_id}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tenants", type=int, default=1000)
+    parser.add_argument("--agents", type=int, default=3, choices=range(1, len(AGENTS) + 1))
+    parser.add_argument("--days", type=int, default=2, help="nights of materialization history to write")
+    parser.add_argument(
+        "--db-prefix", default="bench", help="fresh databases are named <prefix>_dagster_*, <prefix>_drift_*"
+    )
     parser.add_argument("--pg", default="postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
     n = args.tenants
@@ -126,14 +215,14 @@ def main() -> None:
     server = model_list_server(listed)
     api_base = f"http://127.0.0.1:{server.server_address[1]}/v1"
     with (
-        database(args.pg, "bench_dagster") as dagster_url,
-        database(args.pg, "bench_drift") as drift_url,
+        database(args.pg, f"{args.db_prefix}_dagster") as dagster_url,
+        database(args.pg, f"{args.db_prefix}_drift") as drift_url,
         dagster_instance(dagster_url) as instance,
         tempfile.TemporaryDirectory() as data,
     ):
         store = Store.open(drift_url)
         objects = ObjectStore(data)
-        seed(store, n, api_base)
+        seed(store, n, args.agents, api_base)
         now = datetime.now(UTC)
 
         tick = timed(
@@ -147,11 +236,27 @@ def main() -> None:
             lambda: instance.add_dynamic_partitions("tenants", tick.partitions_to_add),
             figures,
         )
-        timed("read tenant partitions", lambda: instance.get_dynamic_partitions("tenants"), figures)
+        ids = timed("read tenant partitions", lambda: instance.get_dynamic_partitions("tenants"), figures)
+        figures[-1] = (*figures[-1][:2], f"{len(ids)} partitions per asset, 5 assets, 2 partitioned checks")
 
         ctx = dg.build_schedule_context(instance=instance, scheduled_execution_time=now.replace(hour=2, minute=0))
         reqs = timed("nightly schedule evaluation", lambda: schedules.nightly_drift_schedule(ctx), figures)
-        figures[-1] = (*figures[-1][:2], f"{len(reqs)} run requests")
+        figures[-1] = (*figures[-1][:2], f"{len(reqs)} run requests (shards)")
+        hourly_ctx = dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=now.replace(minute=15),
+            resources={"drift_store": DriftStore(database_url=drift_url)},
+        )
+        reqs = timed("hourly schedule evaluation", lambda: schedules.hourly_drift_schedule(hourly_ctx), figures)
+        figures[-1] = (*figures[-1][:2], f"{len(reqs)} run requests (10 % hourly tenants)")
+
+        nights = [(now.date() - timedelta(days=d)).isoformat() for d in range(args.days, 0, -1)]
+        timed(f"write {args.days} nights of history", lambda: history(instance, list(ids), nights), figures)
+        figures[-1] = (
+            *figures[-1][:2],
+            f"{len(ids) * args.days} materializations, {2 * len(ids) * args.days} check results",
+        )
+        ui_queries(instance, ids[len(ids) // 2], figures)
 
         source = discovery.ProviderSource("openai", "openai-compatible", api_base=api_base)
         first = versioning_sensors.new_model_version_tick(store, None, sources=[source], now=now)
