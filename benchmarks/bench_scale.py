@@ -5,8 +5,8 @@ drift-pipeline store), seeds N tenants with `--agents` agents each pinned to one
 
 - adding N `tenants` dynamic partitions (the only partitions: the day is a run tag);
 - the nightly schedule (one run request per shard of `DRIFT_PIPELINE_SHARD_TENANTS` tenants);
-- `--days` nights of history: a `drift_report` materialization (with `day` metadata) and both drift checks
-  per tenant partition and night, written as Dagster records them;
+- `--days` nights of history, as shard runs record them: a `drift_report` materialization (with `day`
+  metadata) per tenant partition and night, and both drift checks for `--checked` tenants one more night;
 - the queries behind the UI's per-tenant views, through the real GraphQL schema on a real code server:
   the asset's partition status and counts, and one tenant's materialization history (its metadata plot);
 - one tick of each sensor with N tenants affected (new tenants, new model version from a local
@@ -42,6 +42,7 @@ from tqdm import tqdm
 
 from drift_pipeline.alerts.channels import ChannelConfig
 from drift_pipeline.alerts.router import AlertRouter
+from drift_pipeline.config import Settings
 from drift_pipeline.defs.detection import schedules
 from drift_pipeline.defs.detection import sensors as detection_sensors
 from drift_pipeline.defs.migration import sensors as migration_sensors
@@ -127,27 +128,49 @@ def seed(store: Store, n: int, agents: int, api_base: str) -> None:
 AGENTS = ("support", "sales", "triage", "billing", "onboarding")
 
 
-def history(instance: dg.DagsterInstance, tenant_ids: list[str], days: list[str]) -> None:
-    """What `days` nights leave in Dagster's event log: per tenant partition, a report and both checks."""
+def history(instance: dg.DagsterInstance, tenant_ids: list[str], days: list[str], shard: int, checks: bool) -> None:
+    """What nights leave in Dagster's event log, as shard runs record them (one run id per shard and night):
+    per tenant partition a `drift_report` materialization with its `day` (batched, as the event log allows)
+    and, with `checks`, both drift check evaluations (one write each: Dagster has no batch for them)."""
+    from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
+    from dagster._core.events.log import EventLogEntry
+
     report = dg.AssetKey("drift_report")
+
+    def entry(kind: DagsterEventType, data: Any, run_id: str) -> EventLogEntry:
+        event = DagsterEvent(event_type_value=kind.value, event_specific_data=data, job_name="nightly_drift_job")
+        return EventLogEntry(
+            error_info=None, level=20, user_message="", run_id=run_id, timestamp=time.time(), dagster_event=event
+        )
+
     for day in days:
-        for i, tenant_id in enumerate(tqdm(tenant_ids, desc=f"history {day}", unit="tenant")):
-            effect = (i % 17) / 100
-            instance.report_runless_asset_event(
+        for start in tqdm(range(0, len(tenant_ids), shard), desc=f"night {day}", unit="shard"):
+            run_id = str(uuid.uuid4())
+            batch = tenant_ids[start : start + shard]
+            materializations = [
                 dg.AssetMaterialization(
-                    report, partition=tenant_id, metadata={"day": day, "effect support/pinned/semantic": effect}
+                    report, partition=t, metadata={"day": day, "effect support/pinned/semantic": (i % 17) / 100}
                 )
+                for i, t in enumerate(batch, start)
+            ]
+            instance.event_log_storage.store_event_batch(
+                [
+                    entry(DagsterEventType.ASSET_MATERIALIZATION, StepMaterializationData(m), run_id)
+                    for m in materializations
+                ]
             )
-            for check in ("drift_within_threshold", "equivalence_shown"):
-                instance.report_runless_asset_event(
-                    dg.AssetCheckEvaluation(
+            for i, tenant_id in enumerate(batch if checks else [], start):
+                for check in ("drift_within_threshold", "equivalence_shown"):
+                    evaluation = dg.AssetCheckEvaluation(
                         asset_key=report,
                         check_name=check,
                         passed=i % 50 != 0,
                         metadata={"tenant_id": tenant_id, "day": day},
                         partition=tenant_id,
                     )
-                )
+                    instance.event_log_storage.store_event(
+                        entry(DagsterEventType.ASSET_CHECK_EVALUATION, evaluation, run_id)
+                    )
 
 
 PARTITION_STATUS = """
@@ -204,6 +227,7 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=1000)
     parser.add_argument("--agents", type=int, default=3, choices=range(1, len(AGENTS) + 1))
     parser.add_argument("--days", type=int, default=2, help="nights of materialization history to write")
+    parser.add_argument("--checked", type=int, default=1000, help="tenants whose check results are written")
     parser.add_argument(
         "--db-prefix", default="bench", help="fresh databases are named <prefix>_dagster_*, <prefix>_drift_*"
     )
@@ -250,12 +274,21 @@ def main() -> None:
         reqs = timed("hourly schedule evaluation", lambda: schedules.hourly_drift_schedule(hourly_ctx), figures)
         figures[-1] = (*figures[-1][:2], f"{len(reqs)} run requests (10 % hourly tenants)")
 
+        shard_size = Settings.from_env().shard_tenants
         nights = [(now.date() - timedelta(days=d)).isoformat() for d in range(args.days, 0, -1)]
-        timed(f"write {args.days} nights of history", lambda: history(instance, list(ids), nights), figures)
-        figures[-1] = (
-            *figures[-1][:2],
-            f"{len(ids) * args.days} materializations, {2 * len(ids) * args.days} check results",
+        timed(
+            f"write {args.days} nights of materializations",
+            lambda: history(instance, list(ids), nights, shard_size, checks=False),
+            figures,
         )
+        figures[-1] = (*figures[-1][:2], f"{len(ids) * args.days} materializations (day metadata), batched per shard")
+        timed(
+            "write one night's check results",
+            lambda: history(instance, list(ids)[: args.checked], nights[-1:], shard_size, checks=True),
+            figures,
+        )
+        checked = min(args.checked, len(ids))
+        figures[-1] = (*figures[-1][:2], f"{2 * checked} evaluations of {checked} tenants (+ their materializations)")
         ui_queries(instance, ids[len(ids) // 2], figures)
 
         source = discovery.ProviderSource("openai", "openai-compatible", api_base=api_base)
