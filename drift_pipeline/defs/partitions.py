@@ -6,9 +6,10 @@ ever, and each tenant partition's materialization history is its time series: ev
 day in the `drift_pipeline/day` tag and every materialization repeats it as `day` metadata, so the UI
 plots a point per night per tenant.
 
-A run without the tag (launched by hand from the UI) works on the UTC day the run was created.
-Build keys and tags only through `key` and `day_tags`, and read them back only through `split` and
-`run_day`: nobody else should know the key format.
+A run without the tag (launched by hand from the UI) works on the UTC day the run was created. A shard
+run covers a range of tenant partitions (`shard_tags`); assets read its tenants with `tenant_ids`.
+Build keys and tags only through `key`, `day_tags` and `shard_tags`, and read them back only through
+`split`, `tenant_ids` and `run_day`: nobody else should know the key format. See docs/scale.md.
 """
 
 from __future__ import annotations
