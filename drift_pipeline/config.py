@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     alerts_config: Path | None = Field(None, description="Alert channels YAML.")
     providers_config: Path | None = Field(None, description="Provider sources YAML.")
     # Dagster wiring.
+    shard_tenants: int = Field(
+        50, ge=1, description="Tenant partitions per scheduled run (one run, and one process, per shard)."
+    )
     discovery_interval_s: int = Field(3600, ge=30, description="New-model-version sensor interval.")
     probe_interval_s: int = Field(900, ge=30, description="Silent-change probe sensor interval.")
     probe_hosted: bool = Field(False, description="Also probe hosted (paid) providers, not only self-hosted ones.")

@@ -6,9 +6,10 @@ ever, and each tenant partition's materialization history is its time series: ev
 day in the `drift_pipeline/day` tag and every materialization repeats it as `day` metadata, so the UI
 plots a point per night per tenant.
 
-A run without the tag (launched by hand from the UI) works on the UTC day the run was created.
-Build keys and tags only through `key` and `day_tags`, and read them back only through `split` and
-`run_day`: nobody else should know the key format.
+A run without the tag (launched by hand from the UI) works on the UTC day the run was created. A shard
+run covers a range of tenant partitions (`shard_tags`); assets read its tenants with `tenant_ids`.
+Build keys and tags only through `key`, `day_tags` and `shard_tags`, and read them back only through
+`split`, `tenant_ids` and `run_day`: nobody else should know the key format. See docs/scale.md.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from drift_pipeline.persistence.objects import day_str
 
 TENANTS = "tenants"
 DAY_TAG = "drift_pipeline/day"
+# Dagster's own tags for a run over a range of partitions (what a single-run backfill sets).
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 tenants = dg.DynamicPartitionsDefinition(name=TENANTS)
 
@@ -60,3 +64,20 @@ def split(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> 
     Dagster's UI or API must follow the one identifier rule like every other entry point."""
     return check_identifier(context.partition_key, "tenant id"), run_day(context.instance, context.run)
 
+
+def tenant_ids(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> list[str]:
+    """Every tenant partition of the run: one for a tenant's own run, a contiguous range for a shard run."""
+    return [check_identifier(k, "tenant id") for k in context.partition_keys]
+
+
+def shard_tags(first: str, last: str, day: str | date) -> dict[str, str]:
+    """Run tags of one run over the tenant partitions `first`..`last` (in partition order) on `day`.
+
+    Dagster runs every asset once for the whole range and records a materialization and a check result
+    per tenant partition, so the UI keeps its per-tenant views while the run pays its fixed cost once.
+    """
+    return {
+        RANGE_START_TAG: check_identifier(first, "tenant id"),
+        RANGE_END_TAG: check_identifier(last, "tenant id"),
+        **day_tags(day),
+    }

@@ -53,19 +53,25 @@ class ParquetIOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
         if obj is None:
             return
-        buf = io.BytesIO()
-        obj.to_parquet(buf, index=False)
-        day = _day(context)
-        rel, objects = self._path(context, day=day), self.storage.get()
-        objects.write_bytes(rel, buf.getvalue())
-        meta: dict[str, Any] = {"uri": dg.MetadataValue.path(objects.uri(rel)), "rows": len(obj)}
-        context.add_output_metadata({**meta, "day": day} if day else meta)
+        objects, day = self.storage.get(), _day(context)
+        keys = list(context.asset_partition_keys) if context.has_asset_partitions else [None]
+        for key in keys:
+            # A shard run's frame holds many tenants: each tenant partition gets its own rows.
+            part = obj if len(keys) == 1 else _rows_of(obj, key)
+            objects.write_bytes(self._path(context, day=day, partition_key=key), _parquet(part))
+        meta: dict[str, Any] = {"day": day} if day else {}
+        if len(keys) == 1:
+            meta |= {"uri": dg.MetadataValue.path(objects.uri(self._path(context, day=day))), "rows": len(obj)}
+        else:
+            meta |= {"shard_tenants": len(keys), "shard_rows": len(obj)}
+        context.add_output_metadata(meta)
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
         store, day = self.storage.get(), _day(context)
         lookback = int((context.definition_metadata or {}).get(LOOKBACK_DAYS, 1))
         days = [(date.fromisoformat(day) - timedelta(days=n)).isoformat() for n in range(lookback)] if day else [day]
-        frames = [self._read(store, self._path(context, day=d)) for d in days]
+        keys = list(context.asset_partition_keys) if context.has_asset_partitions else [None]
+        frames = [self._read(store, self._path(context, day=d, partition_key=k)) for k in keys for d in days]
         frames = [f for f in frames if len(f)]
         return pd.concat(frames, ignore_index=True) if len(frames) > 1 else (frames[0] if frames else pd.DataFrame())
 
@@ -76,12 +82,26 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         return pd.read_parquet(io.BytesIO(store.read_bytes(rel)))
 
     @staticmethod
-    def _path(context: Any, *, day: str | None) -> str:
-        partition_key = context.asset_partition_key if context.has_asset_partitions else None
+    def _path(context: Any, *, day: str | None, partition_key: str | None = None) -> str:
+        if partition_key is None and context.has_asset_partitions:
+            partition_key = context.asset_partition_key
         if partition_key is None:
             return object_key("assets", *context.asset_key.path[:-1], f"{context.asset_key.path[-1]}.parquet")
         tenant = _partition_value(str(partition_key))
         return object_key("assets", *context.asset_key.path, f"tenant={tenant}", f"day={day}.parquet")
+
+
+def _parquet(frame: pd.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def _rows_of(frame: pd.DataFrame, tenant_id: str) -> pd.DataFrame:
+    """One tenant's rows of a shard's frame (every asset frame carries `tenant_id`; an empty one may not)."""
+    if "tenant_id" not in frame.columns:
+        return frame.iloc[0:0]
+    return frame[frame["tenant_id"] == tenant_id].reset_index(drop=True)
 
 
 def _day(context: dg.OutputContext | dg.InputContext) -> str | None:

@@ -16,7 +16,8 @@ from typing import Any
 import dagster as dg
 
 from drift_pipeline.defs.detection.jobs import replay_job
-from drift_pipeline.defs.partitions import day_tags, key, tenants
+from drift_pipeline.defs.partitions import day_tags, key, shard_tags, tenants
+from drift_pipeline.detection import shards
 
 CANDIDATES_TAG = "drift_pipeline/candidates"
 REASON_TAG = "drift_pipeline/reason"
@@ -92,3 +93,41 @@ def replay_request(
         partition_key=key(tenant_id),
         tags=tags,
     )
+
+
+def shard_requests(
+    ordered: list[str],
+    day: str,
+    tags: dict[str, str],
+    *,
+    size: int,
+    run_key: str,
+    selected: Iterable[str] | None = None,
+    asset_selection: list[dg.AssetKey] | None = None,
+    job_name: str | None = None,
+) -> list[dg.RunRequest]:
+    """One run per shard of consecutive tenant partitions (`ordered` is the partition order) on `day`.
+
+    A one-tenant shard is a plain tenant run; a larger one a range run, whose run key names its range
+    (`run_key` is a prefix), so a re-evaluated tick over the same partitions asks for the same runs.
+    """
+    requests = []
+    for shard in shards.plan(ordered, size, selected):
+        if len(shard.tenant_ids) == 1:
+            partition, run_tags, span = key(shard.first), {**tags, **day_tags(day)}, shard.first
+        else:
+            partition, run_tags, span = (
+                None,
+                {**tags, **shard_tags(shard.first, shard.last, day)},
+                f"{shard.first}..{shard.last}",
+            )
+        requests.append(
+            dg.RunRequest(
+                run_key=f"{run_key}:{span}",
+                job_name=job_name,
+                partition_key=partition,
+                tags=run_tags,
+                asset_selection=asset_selection,
+            )
+        )
+    return requests

@@ -233,10 +233,15 @@ def test_new_tenants_get_partitions_and_a_first_run(sensor_setup: dict[str, Any]
     result = tick(traffic_sensors.new_tenants_sensor, sensor_setup)
     [add] = result.dynamic_partitions_requests
     assert add.partitions_def_name == "tenants" and sorted(add.partition_keys) == ["acme", "globex", "initech"]
-    by_tenant = {r.partition_key: r for r in result.run_requests}
-    assert {r.tags["drift_pipeline/day"] for r in result.run_requests} == {datetime.now(UTC).date().isoformat()}
-    assert by_tenant["acme"].job_name == "nightly_drift_job" and by_tenant["acme"].asset_selection is None
-    assert by_tenant["globex"].asset_selection == [dg.AssetKey("sampled_inputs")]
+    day = datetime.now(UTC).date().isoformat()
+    assert {r.tags["drift_pipeline/day"] for r in result.run_requests} == {day}
+    assert {r.job_name for r in result.run_requests} == {"nightly_drift_job"}
+    # acme has a manifest: its whole chain; globex and initech (consecutive new partitions) share a run
+    # that only samples their traffic.
+    acme, others = result.run_requests
+    assert acme.partition_key == "acme" and acme.asset_selection is None
+    assert others.run_key == f"first-run:{day}:globex..initech"
+    assert others.asset_selection == [dg.AssetKey("sampled_inputs")]
     assert keys(tick(traffic_sensors.new_tenants_sensor, sensor_setup, result.cursor)) == keys(
         result
     )  # not applied yet: same keys

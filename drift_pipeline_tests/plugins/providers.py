@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -16,7 +16,7 @@ class FakeOpenAI:
     """A real HTTP server speaking the two OpenAI endpoints discovery uses: `/v1/models` and chat completions.
 
     `models` is what it lists; `serves` maps a requested (alias) name to the model id it reports serving;
-    `reply` is every answer's text. With `logprobs` set (token -> log-probability of the first answer token),
+    `reply` is every answer's text (or a function of the last user message). With `logprobs` set (token -> log-probability of the first answer token),
     a request with `logprobs=true` gets them back, OpenAI-style (`top_logprobs` most likely first); left
     None, the server ignores the parameter and returns none, as many providers do. `bodies` keeps the
     JSON of every completion request.
@@ -25,7 +25,7 @@ class FakeOpenAI:
     def __init__(self) -> None:
         self.models: list[str] = []
         self.serves: dict[str, str] = {}
-        self.reply = "pong"
+        self.reply: str | Callable[[str], str] = "pong"
         self.logprobs: dict[str, float] | None = None
         self.requests: list[tuple[str, str]] = []
         self.bodies: list[dict[str, Any]] = []
@@ -36,6 +36,12 @@ class FakeOpenAI:
     def api_base(self) -> str:
         host, port = self.server.server_address[:2]
         return f"http://{host}:{port}/v1"
+
+    def answer(self, body: dict[str, Any]) -> str:
+        """`reply`, or `reply(last user message)` when it is a function (answers that vary per prompt)."""
+        if callable(self.reply):
+            return str(self.reply(str(body["messages"][-1].get("content", ""))))
+        return self.reply
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
@@ -62,7 +68,7 @@ class FakeOpenAI:
                 asked = body["model"]
                 choice: dict[str, Any] = {
                     "index": 0,
-                    "message": {"role": "assistant", "content": fake.reply},
+                    "message": {"role": "assistant", "content": fake.answer(body)},
                     "finish_reason": "stop",
                 }
                 if body.get("logprobs") and fake.logprobs:

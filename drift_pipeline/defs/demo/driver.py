@@ -151,7 +151,7 @@ def run(console: Console, *, on_step: Callable[[str], None] | None = None) -> De
     """Run the story; returns what happened for the summary and the tests."""
     import dagster as dg
 
-    # The partitioned checks and the tenant partition mapping are Dagster preview/beta APIs (see
+    # The partitioned checks are a Dagster preview API (see
     # docs/operations.md); say so once in the docs, not on every demo run.
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     warnings.filterwarnings("ignore", category=dg.PreviewWarning)

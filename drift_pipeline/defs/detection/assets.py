@@ -10,7 +10,7 @@ import dagster as dg
 import pandas as pd
 
 from drift_pipeline.config import Settings
-from drift_pipeline.defs.partitions import split, tenants
+from drift_pipeline.defs.partitions import run_day, tenant_ids, tenants
 from drift_pipeline.defs.resources import LOOKBACK_DAYS, DriftStore, ObjectStorage
 from drift_pipeline.defs.runs import CANDIDATES_TAG, REASON_TAG, WINDOW_TAG
 from drift_pipeline.defs.traffic.assets import OWNERS
@@ -43,8 +43,35 @@ def behavioral_baselines(
     drift_store: DriftStore,
     object_storage: ObjectStorage,
 ) -> pd.DataFrame:
-    tenant_id, _ = split(context)
     store, objects = drift_store.get(), object_storage.get()
+    frames = []
+    for tenant_id in tenant_ids(context):
+        samples = sampled_inputs[sampled_inputs["tenant_id"] == tenant_id] if len(sampled_inputs) else sampled_inputs
+        frame, created = _tenant_baselines(context, config, store, objects, tenant_id, samples)
+        context.add_asset_metadata(
+            {
+                "baselines_in_force": len(frame),
+                "created": created,
+                "baselines": dg.MetadataValue.md(frame.to_markdown(index=False) if len(frame) else "_none_"),
+            },
+            partition_key=tenant_id,
+        )
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=BASELINE_COLUMNS)
+
+
+BASELINE_COLUMNS = ["tenant_id", "agent_id", "baseline_id", "model_id", "n_prompts", "uri", "created_at"]
+
+
+def _tenant_baselines(
+    context: dg.AssetExecutionContext,
+    config: BaselineConfig,
+    store: Store,
+    objects: ObjectStore,
+    tenant_id: str,
+    sampled_inputs: pd.DataFrame,
+) -> tuple[pd.DataFrame, int]:
+    """The tenant's baselines in force (snapshotting the missing ones) and how many were created."""
     rows, created = [], 0
     for manifest in manifests.list_current(store, tenant_id):
         current = baselines.get(store, manifest.behavioral_baseline_id) if manifest.behavioral_baseline_id else None
@@ -65,6 +92,7 @@ def behavioral_baselines(
             created += 1
         rows.append(
             {
+                "tenant_id": tenant_id,
                 "agent_id": manifest.agent_id,
                 "baseline_id": current.baseline_id,
                 "model_id": current.model_id,
@@ -73,15 +101,7 @@ def behavioral_baselines(
                 "created_at": current.created_at.isoformat(),
             }
         )
-    frame = pd.DataFrame(rows, columns=["agent_id", "baseline_id", "model_id", "n_prompts", "uri", "created_at"])
-    context.add_output_metadata(
-        {
-            "baselines_in_force": len(frame),
-            "created": created,
-            "baselines": dg.MetadataValue.md(frame.to_markdown(index=False) if len(frame) else "_none_"),
-        }
-    )
-    return frame
+    return pd.DataFrame(rows, columns=BASELINE_COLUMNS), created
 
 
 @dg.asset(
@@ -96,31 +116,37 @@ def behavioral_baselines(
 def shadow_replays(
     context: dg.AssetExecutionContext, drift_store: DriftStore, object_storage: ObjectStorage
 ) -> pd.DataFrame:
-    tenant_id, day = split(context)
     store, objects = drift_store.get(), object_storage.get()
+    day = run_day(context.instance, context.run)
     candidates, namespace = _replay_scope(context, day)
     reason = context.run.tags.get(REASON_TAG, "nightly")
     limit = Settings.from_env().replay_pairs
-    frames = []
-    for manifest in manifests.list_current(store, tenant_id):
-        if not manifest.behavioral_baseline_id:
-            context.log.warning(f"{tenant_id}/{manifest.agent_id}: no baseline in force, nothing to replay")
-            continue
-        frames.append(
-            shadow.replay_agent(store, objects, manifest, candidates=candidates, cache_namespace=namespace, limit=limit)
+    outs = []
+    for tenant_id in tenant_ids(context):
+        frames = []
+        for manifest in manifests.list_current(store, tenant_id):
+            if not manifest.behavioral_baseline_id:
+                context.log.warning(f"{tenant_id}/{manifest.agent_id}: no baseline in force, nothing to replay")
+                continue
+            frames.append(
+                shadow.replay_agent(
+                    store, objects, manifest, candidates=candidates, cache_namespace=namespace, limit=limit
+                )
+            )
+        out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        failed = int((out["error"].fillna("") != "").sum()) if len(out) else 0
+        context.add_asset_metadata(
+            {
+                "outputs": len(out),
+                "failed": failed,
+                "cache_hits": int(out["cache_hit"].sum()) if len(out) else 0,
+                "models": ", ".join(sorted(out["model"].unique())) if len(out) else "",
+                "reason": reason,
+            },
+            partition_key=tenant_id,
         )
-    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    failed = int((out["error"].fillna("") != "").sum()) if len(out) else 0
-    context.add_output_metadata(
-        {
-            "outputs": len(out),
-            "failed": failed,
-            "cache_hits": int(out["cache_hit"].sum()) if len(out) else 0,
-            "models": ", ".join(sorted(out["model"].unique())) if len(out) else "",
-            "reason": reason,
-        }
-    )
-    return out
+        outs.append(out)
+    return pd.concat(outs, ignore_index=True) if any(len(o) for o in outs) else pd.DataFrame()
 
 
 @dg.multi_asset(
@@ -145,8 +171,41 @@ def divergence(
     drift_store: DriftStore,
     object_storage: ObjectStorage,
 ) -> Iterator[dg.Output]:
-    tenant_id, day = split(context)
     store, objects = drift_store.get(), object_storage.get()
+    day = run_day(context.instance, context.run)
+    scores, reports_ = [], []
+    for tenant_id in tenant_ids(context):
+        replays = shadow_replays[shadow_replays["tenant_id"] == tenant_id] if len(shadow_replays) else shadow_replays
+        tenant_scores, report, plots = _score_tenant(context, store, objects, tenant_id, day, replays)
+        drifted = report[report["drifted"].astype(bool)] if len(report) else report
+        context.add_asset_metadata(
+            {"pairs_x_dimensions": sum(len(s) for s in tenant_scores)},
+            asset_key="divergence_scores",
+            partition_key=tenant_id,
+        )
+        context.add_asset_metadata(
+            _report_metadata(report, drifted, plots), asset_key="drift_report", partition_key=tenant_id
+        )
+        scores += tenant_scores
+        reports_.append(report)
+    yield dg.Output(pd.concat(scores, ignore_index=True) if scores else pd.DataFrame(), output_name="divergence_scores")
+    yield dg.Output(
+        pd.concat([r for r in reports_ if len(r)], ignore_index=True)
+        if any(len(r) for r in reports_)
+        else pd.DataFrame(),
+        output_name="drift_report",
+    )
+
+
+def _score_tenant(
+    context: dg.AssetExecutionContext,
+    store: Store,
+    objects: ObjectStore,
+    tenant_id: str,
+    day: str,
+    shadow_replays: pd.DataFrame,
+) -> tuple[list[pd.DataFrame], pd.DataFrame, dict[str, float]]:
+    """One tenant's per-pair scores, its drift-report rows, and the effects the UI plots over time."""
     candidates, namespace = _replay_scope(context, day)
     settings = Settings.from_env()
     plan = (
@@ -179,32 +238,25 @@ def divergence(
             for dim in drift.result.report["dimensions"]:
                 if dim.get("effect") is not None:
                     plots[f"{drift.agent_id}/{drift.role}/{dim['name']}"] = float(dim["effect"])
-    report = pd.DataFrame(rows)
-    drifted = report[report["drifted"].astype(bool)] if len(report) else report
-    yield dg.Output(
-        pd.concat(scores, ignore_index=True) if scores else pd.DataFrame(),
-        output_name="divergence_scores",
-        metadata={"pairs_x_dimensions": sum(len(s) for s in scores)},
-    )
-    yield dg.Output(
-        report,
-        output_name="drift_report",
-        metadata={
-            "agents_scored": int(report[["agent_id", "model_id"]].drop_duplicates().shape[0]) if len(report) else 0,
-            "dimensions_drifted": len(drifted),
-            "drifted": dg.MetadataValue.md(
-                drifted[["agent_id", "role", "model_id", "name", "effect", "p_adjusted"]].to_markdown(index=False)
-                if len(drifted)
-                else "_no drift_"
-            ),
-            "reports": dg.MetadataValue.md(
-                "\n".join(f"- [{u.rsplit('/', 1)[-1]}]({u})" for u in sorted(set(report["html_uri"])))
-                if len(report)
-                else "_none_"
-            ),
-            **{f"effect {k}": v for k, v in sorted(plots.items())},
-        },
-    )
+    return scores, pd.DataFrame(rows), plots
+
+
+def _report_metadata(report: pd.DataFrame, drifted: pd.DataFrame, plots: dict[str, float]) -> dict[str, object]:
+    return {
+        "agents_scored": int(report[["agent_id", "model_id"]].drop_duplicates().shape[0]) if len(report) else 0,
+        "dimensions_drifted": len(drifted),
+        "drifted": dg.MetadataValue.md(
+            drifted[["agent_id", "role", "model_id", "name", "effect", "p_adjusted"]].to_markdown(index=False)
+            if len(drifted)
+            else "_no drift_"
+        ),
+        "reports": dg.MetadataValue.md(
+            "\n".join(f"- [{u.rsplit('/', 1)[-1]}]({u})" for u in sorted(set(report["html_uri"])))
+            if len(report)
+            else "_none_"
+        ),
+        **{f"effect {k}": v for k, v in sorted(plots.items())},
+    }
 
 
 def _replay_scope(context: dg.AssetExecutionContext, day: str) -> tuple[list[str], str]:

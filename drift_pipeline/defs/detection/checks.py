@@ -15,9 +15,12 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,
+)
 
 from drift_pipeline.alerts.events import episode_key
-from drift_pipeline.defs.partitions import split, tenants
+from drift_pipeline.defs.partitions import run_day, tenant_ids, tenants
 from drift_pipeline.defs.resources import DriftStore, ObjectStorage
 from drift_pipeline.detection import expectation_suite, expectations, shadow
 
@@ -102,14 +105,64 @@ def _alert(result: expectations.DriftCheckResult, report: pd.DataFrame) -> dict[
         ),
     ],
     ins={"drift_report": dg.AssetIn("drift_report")},
+    can_subset=True,  # a shard run yields per-partition evaluations instead of the check outputs
 )
 def drift_checks(
     context: dg.AssetCheckExecutionContext,
     drift_report: pd.DataFrame,
     drift_store: DriftStore,
     object_storage: ObjectStorage,
-) -> Iterator[dg.AssetCheckResult]:
-    tenant_id, day = split(context)
-    results = _evaluate(drift_report, drift_store, object_storage)
-    yield _result(results, drift_report, expectation_suite.ERROR, tenant_id, day, "drift_within_threshold")
-    yield _result(results, drift_report, expectation_suite.WARN, tenant_id, day, "equivalence_shown")
+) -> Iterator[dg.AssetCheckResult | dg.AssetCheckEvaluation]:
+    day = run_day(context.instance, context.run)
+    ids = tenant_ids(context)
+    selected = {key.name for key in context.selected_asset_check_keys}
+    # A shard run evaluates many tenant partitions in one step: each evaluation names its partition itself.
+    targets = _materializations(context) if len(ids) > 1 else {}
+    for tenant_id in ids:
+        report = drift_report[drift_report["tenant_id"] == tenant_id] if len(drift_report) else drift_report
+        results = _evaluate(report, drift_store, object_storage)
+        for severity, name in ((expectation_suite.ERROR, ERROR_CHECK), (expectation_suite.WARN, WARN_CHECK)):
+            if name not in selected:
+                continue
+            result = _result(results, report, severity, tenant_id, day, name)
+            yield result if len(ids) == 1 else _for_partition(result, name, tenant_id, targets.get(tenant_id))
+
+
+ERROR_CHECK, WARN_CHECK = "drift_within_threshold", "equivalence_shown"
+
+
+def _for_partition(
+    result: dg.AssetCheckResult,
+    name: str,
+    tenant_id: str,
+    target: AssetCheckEvaluationTargetMaterializationData | None,
+) -> dg.AssetCheckEvaluation:
+    """The check result as an evaluation of one tenant partition (what a single-partition run records)."""
+    return dg.AssetCheckEvaluation(
+        asset_key=dg.AssetKey("drift_report"),
+        check_name=name,
+        passed=result.passed,
+        metadata=result.metadata,
+        target_materialization_data=target,
+        severity=result.severity,
+        description=result.description,
+        blocking=name == ERROR_CHECK,
+        partition=tenant_id,
+    )
+
+
+def _materializations(
+    context: dg.AssetCheckExecutionContext,
+) -> dict[str, AssetCheckEvaluationTargetMaterializationData]:
+    """This run's `drift_report` materialization per tenant partition, for the UI's link from check to data."""
+    records = context.instance.get_records_for_run(
+        context.run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+    ).records
+    found = {}
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        if event and event.asset_key == dg.AssetKey("drift_report") and event.partition:
+            found[event.partition] = AssetCheckEvaluationTargetMaterializationData(
+                storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
+            )
+    return found

@@ -8,10 +8,15 @@ SAMPLE = dg.AssetSelection.assets("sampled_inputs")
 BASELINE = dg.AssetSelection.assets("behavioral_baselines")
 REPLAY_CHAIN = dg.AssetSelection.assets("shadow_replays", "divergence_scores", "drift_report")
 
-# sample -> replay -> score -> report (+ the drift checks on the report), one run per tenant and day.
+# Every step of a run in the run's own process: a run pays process start, imports and model loads once
+# (the multiprocess default pays them again for every step), and a shard run once for all its tenants.
+EXECUTOR = dg.in_process_executor
+
+# sample -> replay -> score -> report (+ the drift checks on the report), per tenant or shard of tenants.
 nightly_drift_job = dg.define_asset_job(
     "nightly_drift_job",
     selection=SAMPLE | REPLAY_CHAIN,
+    executor_def=EXECUTOR,
     description="Nightly per tenant: sample the day's traffic, replay it against the pinned model (and candidates), score, report, check.",
     tags={"drift_pipeline/kind": "nightly"},
 )
@@ -20,6 +25,7 @@ nightly_drift_job = dg.define_asset_job(
 replay_job = dg.define_asset_job(
     "replay_job",
     selection=REPLAY_CHAIN,
+    executor_def=EXECUTOR,
     description="Shadow-replay a tenant's baseline prompts against its pinned model and any candidates, then score and check.",
     tags={"drift_pipeline/kind": "replay"},
 )
@@ -27,5 +33,6 @@ replay_job = dg.define_asset_job(
 baseline_job = dg.define_asset_job(
     "baseline_job",
     selection=BASELINE,
+    executor_def=EXECUTOR,
     description="Snapshot a new behavioural baseline per tenant agent from its sampled traffic (immutable, audited).",
 )

@@ -7,7 +7,7 @@ that the Dagster UI shows and plots.
 import dagster as dg
 import pandas as pd
 
-from drift_pipeline.defs.partitions import split, tenants
+from drift_pipeline.defs.partitions import run_day, tenant_ids, tenants
 from drift_pipeline.defs.resources import DriftStore, ObjectStorage
 from drift_pipeline.traffic import sampling
 
@@ -31,23 +31,27 @@ class SamplingConfig(dg.Config):
 def sampled_inputs(
     context: dg.AssetExecutionContext, config: SamplingConfig, drift_store: DriftStore, object_storage: ObjectStorage
 ) -> pd.DataFrame:
-    tenant_id, day = split(context)
-    store = drift_store.get()
+    store, objects = drift_store.get(), object_storage.get()
+    day = run_day(context.instance, context.run)
     policy = sampling.SamplingPolicy(config.target, config.min_per_stratum, config.max_per_stratum, config.seed)
-    result = sampling.sample_from_storage(
-        object_storage.get(), sampling.tenant_sampling_from_store(store, tenant_id), day, policy
-    )
-    if result.status != "sampled":
-        context.log.info(result.reason)
-    strata = pd.DataFrame([{"stratum": k, **v} for k, v in result.strata.items()])
-    context.add_output_metadata(
-        {
-            "status": result.status,
-            "reason": result.reason,
-            "records_in": result.n_input,
-            "after_dedup": result.n_after_dedup,
-            "sampled": len(result.frame),
-            "strata": dg.MetadataValue.md(strata.to_markdown(index=False) if len(strata) else "_none_"),
-        }
-    )
-    return result.frame
+    frames = []
+    for tenant_id in tenant_ids(context):
+        result = sampling.sample_from_storage(
+            objects, sampling.tenant_sampling_from_store(store, tenant_id), day, policy
+        )
+        if result.status != "sampled":
+            context.log.info(result.reason)
+        strata = pd.DataFrame([{"stratum": k, **v} for k, v in result.strata.items()])
+        context.add_asset_metadata(
+            {
+                "status": result.status,
+                "reason": result.reason,
+                "records_in": result.n_input,
+                "after_dedup": result.n_after_dedup,
+                "sampled": len(result.frame),
+                "strata": dg.MetadataValue.md(strata.to_markdown(index=False) if len(strata) else "_none_"),
+            },
+            partition_key=tenant_id,
+        )
+        frames.append(result.frame)
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]

@@ -7,14 +7,17 @@ from typing import Any
 
 import dagster as dg
 
+from drift_pipeline.config import Settings
 from drift_pipeline.defs.detection.jobs import nightly_drift_job
-from drift_pipeline.defs.partitions import TENANTS, day_tags, key
+from drift_pipeline.defs.partitions import TENANTS
 from drift_pipeline.defs.resources import DriftStore, ObjectStorage
-from drift_pipeline.defs.runs import CANDIDATES_TAG, REASON_TAG, Tick, load_cursor, today_utc
+from drift_pipeline.defs.runs import CANDIDATES_TAG, REASON_TAG, Tick, load_cursor, shard_requests, today_utc
 from drift_pipeline.identifiers import check_identifier
 from drift_pipeline.persistence.db import Store
 from drift_pipeline.persistence.objects import TRAFFIC_DATASET, UNKNOWN_TENANT, ObjectStore
 from drift_pipeline.versioning.tenants import known_agents, list_tenants
+
+SAMPLE_KEY = dg.AssetKey("sampled_inputs")
 
 
 def new_tenants_tick(
@@ -39,17 +42,18 @@ def new_tenants_tick(
     new = sorted(seen - known)
     with_manifest = set(known_agents(store))
     day = today_utc(now)
-    for tenant_id in new:
-        tick.run_requests.append(
-            dg.RunRequest(
-                run_key=f"first-run:{tenant_id}:{day}",
-                job_name=nightly_drift_job.name,
-                partition_key=key(tenant_id),
-                tags={REASON_TAG: "new-tenant", CANDIDATES_TAG: "", **day_tags(day)},
-                # Without a manifest there is nothing to replay yet: only sample its traffic.
-                asset_selection=None if tenant_id in with_manifest else [dg.AssetKey("sampled_inputs")],
-            )
-        )
+    # New partitions are added in this order before the runs start, so consecutive new tenants form shards.
+    tags = {REASON_TAG: "new-tenant", CANDIDATES_TAG: ""}
+    shard = {
+        "size": Settings.from_env().shard_tenants,
+        "run_key": f"first-run:{day}",
+        "job_name": nightly_drift_job.name,
+    }
+    tick.run_requests += shard_requests(new, day, tags, selected=with_manifest, **shard)
+    # Without a manifest there is nothing to replay yet: only sample their traffic.
+    tick.run_requests += shard_requests(
+        new, day, tags, selected=set(new) - with_manifest, asset_selection=[SAMPLE_KEY], **shard
+    )
     tick.partitions_to_add = new
     tick.log += [f"new tenant partitions: {', '.join(new[:20])}{' ...' if len(new) > 20 else ''}"] if new else []
     tick.cursor = {"tenants": len(known | set(new)), "last_added": new[:100], "day": day}
