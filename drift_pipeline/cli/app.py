@@ -19,6 +19,7 @@ from drift_pipeline.cli import (
     plan,
     registry,
     replay,
+    reports,
     reviewers,
 )
 from drift_pipeline.errors import DriftPipelineError
@@ -40,7 +41,21 @@ def init() -> None:
     common.console.print(f"[green]ready[/green] store at {store.engine.url.render_as_string(hide_password=True)}")
 
 
-for group in (demo, registry, manifests, ingest, baseline, replay, compare, plan, migrate, reviewers, evidence, audit):
+for group in (
+    demo,
+    registry,
+    manifests,
+    ingest,
+    baseline,
+    replay,
+    compare,
+    plan,
+    migrate,
+    reviewers,
+    evidence,
+    audit,
+    reports,
+):
     group.register(app)
 
 
