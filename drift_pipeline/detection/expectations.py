@@ -59,6 +59,8 @@ class DriftCheckResult:
     report_uri: str | None
     description: str
     notes: list[str] = field(default_factory=list)
+    # Per failing dimension, its figure in words (`wording.figure`): "similarity -0.747 (margin ±0.05, p_adj 0.001)".
+    figures: dict[str, str] = field(default_factory=dict)
 
     @property
     def blocking(self) -> bool:
@@ -263,7 +265,8 @@ def _with_description(result: DriftCheckResult, frame: pd.DataFrame) -> DriftChe
         )
     if result.notes:
         text += " Note: " + "; ".join(result.notes) + "."
-    return replace(result, description=text)
+    figures = {n: dimension_figure(by_name, n, result.threshold) for n in result.failing_dimensions}
+    return replace(result, description=text, figures=figures)
 
 
 def dimension_figure(by_name: pd.DataFrame, name: str, threshold: float) -> str:

@@ -1,12 +1,16 @@
-"""Drift thresholds as Great Expectations checks on `drift_report`, per tenant-day partition.
+"""Drift thresholds as Great Expectations checks on `drift_report`, per tenant partition.
 
 For every agent's report against its *pinned* model, the GX suite built from the manifest (the tenant's
-threshold plus the statistical verdicts, `expectations.py`) decides: a breach fails
-`drift_within_threshold` (ERROR, blocking: nothing downstream acts on a drifted model), a dimension whose
-equivalence within the margin is not yet shown (inconclusive, near misses included) fails
-`equivalence_shown` (WARN, the run still succeeds, no incident). Candidate reports are migration readiness, not
-incidents, so they are shown in metadata but never fail a check. Each result's metadata carries the
-"alerts" the alert sensor sends.
+threshold plus the statistical verdicts, `expectations.py`) decides: a drift fails
+`drift_within_threshold` (severity ERROR, red), a dimension whose equivalence within the margin is not yet
+shown (inconclusive, near misses included) fails `equivalence_shown` (WARN, amber; not an incident).
+Candidate reports are migration readiness, not incidents, so they are shown in metadata but never fail a check.
+
+A drift is an expected finding, not a crash: the ERROR check does not fail the run (no step failure, no stack
+trace). The run is tagged instead (`drift_pipeline/verdict`, and `drift_pipeline/blocked_by` with the figures)
+and logs one line. Nothing downstream acts on a drifted model because the gates that would (staging review,
+canary, promotion) judge the stored reports themselves (`migration/review.py`), not Dagster's run status.
+Each result's metadata carries the "alerts" the alert sensor sends, and links (http) to the HTML reports.
 """
 
 import json
@@ -17,10 +21,13 @@ import dagster as dg
 import pandas as pd
 
 from drift_pipeline.alerts.events import episode_key
-from drift_pipeline.defs.partitions import tenant_day
+from drift_pipeline.defs.partitions import split, tenant_day
+from drift_pipeline.defs.report_links import report_links
 from drift_pipeline.defs.resources import DriftStore, ObjectStorage
-from drift_pipeline.detection import expectation_suite, expectations, shadow
-from drift_pipeline.identifiers import check_identifier
+from drift_pipeline.detection import expectation_suite, expectations, shadow, wording
+
+VERDICT_TAG = "drift_pipeline/verdict"  # DRIFT | INCONCLUSIVE | EQUIVALENT: filter the Runs page by it
+BLOCKED_TAG = "drift_pipeline/blocked_by"  # "drift_within_threshold for acme/extractor: similarity -0.747 (...)"
 
 
 def _evaluate(
@@ -37,7 +44,12 @@ def _evaluate(
 
 
 def _result(
-    results: list[expectations.DriftCheckResult], report: pd.DataFrame, severity: str, tenant_id: str, check_name: str
+    results: list[expectations.DriftCheckResult],
+    report: pd.DataFrame,
+    severity: str,
+    tenant_id: str,
+    check_name: str,
+    links: dict[str, str],
 ) -> dg.AssetCheckResult:
     # The ERROR check fails on drift; the WARN check on anything short of equivalence (drift included).
     failing = [r for r in results if r.severity == severity or (severity == expectation_suite.WARN and r.severity)]
@@ -45,25 +57,91 @@ def _result(
     alert_list = [_alert(r, report) for r in failing if r.severity == severity]  # one alert per finding
     meta: dict[str, Any] = {
         "tenant_id": tenant_id,
-        "observed_value": float(worst),
+        "verdict": _tenant_verdict(results),  # the same on both checks: the tenant's worst agent
+        "largest_significant_effect": wording.metric(worst),
+        "how_to_read": dg.MetadataValue.text(wording.OBSERVED_VALUE),
         "thresholds": json.dumps({r.agent_id: r.threshold for r in results}),
         "agents_checked": len(results),
         "failing_agents": ", ".join(sorted(str(r.agent_id) for r in failing)) or "-",
         "alerts": dg.MetadataValue.json(alert_list),
         "reports": dg.MetadataValue.md(
-            "\n".join(f"- {r.agent_id}: [{r.report_uri}]({r.report_uri})" for r in results) or "_none_"
+            "\n".join(
+                f"- {r.agent_id}: [HTML report]({links[r.report_uri or '']})" for r in results if r.report_uri in links
+            )
+            or "_none_"
         ),
+        **{f"report/{r.agent_id}": dg.MetadataValue.url(links[r.report_uri]) for r in results if r.report_uri in links},
     }
     for r in results:
-        meta.update({f"{r.agent_id}/{k}": v for k, v in r.metadata().items() if k.startswith("effect/")})
+        meta.update(
+            {
+                f"effect/{r.agent_id}/{shadow.PINNED}/{k[len('effect/') :]}": v
+                for k, v in r.metadata().items()
+                if k.startswith("effect/")
+            }
+        )
     return dg.AssetCheckResult(
         asset_key="drift_report",
         check_name=check_name,
         passed=not failing,
         severity=dg.AssetCheckSeverity.ERROR if severity == expectation_suite.ERROR else dg.AssetCheckSeverity.WARN,
-        description="; ".join(r.description for r in failing) or "every agent within its tenant's threshold",
+        description="; ".join(r.description for r in failing) or _passing_description(results, tenant_id),
         metadata=meta,
     )
+
+
+def _passing_description(results: list[expectations.DriftCheckResult], tenant_id: str) -> str:
+    if not results:
+        return f"no drift report of a pinned model to check for {tenant_id}"
+    verdicts = ", ".join(f"{r.agent_id} {wording.verdict_word(r.severity)}" for r in results)
+    return f"no DRIFT for {tenant_id}: {verdicts}"
+
+
+def _tenant_verdict(results: list[expectations.DriftCheckResult]) -> str:
+    """DRIFT if any agent drifted, INCONCLUSIVE if any is not yet equivalent, EQUIVALENT, or "no report"."""
+    if not results:
+        return "no report"
+    return (
+        _worst_verdict([r for r in results if r.severity]) if any(r.severity for r in results) else wording.EQUIVALENT
+    )
+
+
+def _worst_verdict(results: list[expectations.DriftCheckResult]) -> str:
+    severities = {r.severity for r in results}
+    return wording.verdict_word(
+        expectation_suite.ERROR
+        if expectation_suite.ERROR in severities
+        else expectation_suite.WARN
+        if severities - {None}
+        else None
+    )
+
+
+def block_message(results: list[expectations.DriftCheckResult]) -> str | None:
+    """The run-level message of a drift block, or None: one clause per drifted agent, with its figures."""
+    clauses = [
+        wording.blocked(
+            "drift_within_threshold",
+            f"{r.tenant_id}/{r.agent_id}",
+            [r.figures[d] for d in r.breached_dimensions if d in r.figures],
+        )
+        for r in results
+        if r.blocking
+    ]
+    return " | ".join(clauses) or None
+
+
+def _tag_run(context: dg.AssetCheckExecutionContext, results: list[expectations.DriftCheckResult]) -> None:
+    """Say on the run what the checks found: a verdict tag, and for a drift the block with its figures."""
+    if not results:
+        return
+    tags = {VERDICT_TAG: _tenant_verdict(results)}
+    message = block_message(results)
+    if message:
+        tags[BLOCKED_TAG] = message
+        # An expected finding, told once and plainly: migration and promotion refuse this model until it clears.
+        context.log.warning(f"{message}. Not a crash: do not migrate or promote; see the check and its report.")
+    context.instance.add_run_tags(context.run.run_id, tags)
 
 
 def _alert(result: expectations.DriftCheckResult, report: pd.DataFrame) -> dict[str, Any]:
@@ -86,14 +164,13 @@ def _alert(result: expectations.DriftCheckResult, report: pd.DataFrame) -> dict[
             "drift_within_threshold",
             asset="drift_report",
             partitions_def=tenant_day,
-            blocking=True,
-            description="ERROR when an agent's pinned model drifted beyond its tenant's threshold and noise floor (GX suite per tenant agent).",
+            description="DRIFT (severity ERROR, red) when an agent's pinned model drifted beyond its tenant's margin and noise floor (GX suite per tenant agent); the run is tagged drift_pipeline/blocked_by instead of failing.",
         ),
         dg.AssetCheckSpec(
             "equivalence_shown",
             asset="drift_report",
             partitions_def=tenant_day,
-            description="WARN while equivalence within the tenant's margin is not yet shown for an agent (inconclusive: too few pairs, or a near miss); not an incident.",
+            description="INCONCLUSIVE (severity WARN, amber) while equivalence within the tenant's margin is not yet shown for an agent (too few pairs, or a near miss); not an incident.",
         ),
     ],
     ins={"drift_report": dg.AssetIn("drift_report")},
@@ -104,7 +181,9 @@ def drift_checks(
     drift_store: DriftStore,
     object_storage: ObjectStorage,
 ) -> Iterator[dg.AssetCheckResult]:
-    tenant_id = check_identifier(context.partition_key.keys_by_dimension["tenant"], "tenant id")  # type: ignore[attr-defined]
+    tenant_id, _ = split(context)  # type: ignore[arg-type]
     results = _evaluate(drift_report, drift_store, object_storage)
-    yield _result(results, drift_report, expectation_suite.ERROR, tenant_id, "drift_within_threshold")
-    yield _result(results, drift_report, expectation_suite.WARN, tenant_id, "equivalence_shown")
+    links = report_links(object_storage.get(), [r.report_uri for r in results if r.report_uri], context.log)
+    _tag_run(context, results)
+    yield _result(results, drift_report, expectation_suite.ERROR, tenant_id, "drift_within_threshold", links)
+    yield _result(results, drift_report, expectation_suite.WARN, tenant_id, "equivalence_shown", links)
