@@ -55,22 +55,18 @@ def _result(
     failing = [r for r in results if r.severity == severity or (severity == expectation_suite.WARN and r.severity)]
     worst = max((r.observed_value for r in results), default=0.0)
     alert_list = [_alert(r, report) for r in failing if r.severity == severity]  # one alert per finding
+    linked = [(str(r.agent_id), links[r.report_uri]) for r in results if r.report_uri in links]
     meta: dict[str, Any] = {
         "tenant_id": tenant_id,
-        "verdict": _tenant_verdict(results),  # the same on both checks: the tenant's worst agent
+        "verdict": tenant_verdict(results),  # the same on both checks: the tenant's worst agent
         "largest_significant_effect": wording.metric(worst),
         "how_to_read": dg.MetadataValue.text(wording.OBSERVED_VALUE),
         "thresholds": json.dumps({r.agent_id: r.threshold for r in results}),
         "agents_checked": len(results),
         "failing_agents": ", ".join(sorted(str(r.agent_id) for r in failing)) or "-",
         "alerts": dg.MetadataValue.json(alert_list),
-        "reports": dg.MetadataValue.md(
-            "\n".join(
-                f"- {r.agent_id}: [HTML report]({links[r.report_uri or '']})" for r in results if r.report_uri in links
-            )
-            or "_none_"
-        ),
-        **{f"report/{r.agent_id}": dg.MetadataValue.url(links[r.report_uri]) for r in results if r.report_uri in links},
+        "reports": dg.MetadataValue.md("\n".join(f"- {a}: [HTML report]({url})" for a, url in linked) or "_none_"),
+        **{f"report/{a}": dg.MetadataValue.url(url) for a, url in linked},
     }
     for r in results:
         meta.update(
@@ -97,24 +93,13 @@ def _passing_description(results: list[expectations.DriftCheckResult], tenant_id
     return f"no DRIFT for {tenant_id}: {verdicts}"
 
 
-def _tenant_verdict(results: list[expectations.DriftCheckResult]) -> str:
+def tenant_verdict(results: list[expectations.DriftCheckResult]) -> str:
     """DRIFT if any agent drifted, INCONCLUSIVE if any is not yet equivalent, EQUIVALENT, or "no report"."""
     if not results:
         return "no report"
-    return (
-        _worst_verdict([r for r in results if r.severity]) if any(r.severity for r in results) else wording.EQUIVALENT
-    )
-
-
-def _worst_verdict(results: list[expectations.DriftCheckResult]) -> str:
     severities = {r.severity for r in results}
-    return wording.verdict_word(
-        expectation_suite.ERROR
-        if expectation_suite.ERROR in severities
-        else expectation_suite.WARN
-        if severities - {None}
-        else None
-    )
+    error, warn = expectation_suite.ERROR, expectation_suite.WARN
+    return wording.verdict_word(error if error in severities else warn if warn in severities else None)
 
 
 def block_message(results: list[expectations.DriftCheckResult]) -> str | None:
@@ -135,7 +120,7 @@ def _tag_run(context: dg.AssetCheckExecutionContext, results: list[expectations.
     """Say on the run what the checks found: a verdict tag, and for a drift the block with its figures."""
     if not results:
         return
-    tags = {VERDICT_TAG: _tenant_verdict(results)}
+    tags = {VERDICT_TAG: tenant_verdict(results)}
     message = block_message(results)
     if message:
         tags[BLOCKED_TAG] = message
