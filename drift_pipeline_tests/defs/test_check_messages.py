@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from drift_pipeline.defs.detection.checks import tenant_verdict, block_message
+from drift_pipeline.defs.detection.checks import block_message, tenant_verdict
 from drift_pipeline.detection.expectations import check_report
 
 
