@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import dagster as dg
 import pandas as pd
@@ -280,12 +281,13 @@ def assert_ui_metadata(check: dg.AssetCheckEvaluation, run: dg.ExecuteInProcessR
     meta = {k: getattr(v, "value", v) for k, v in check.metadata.items()}
     assert meta["verdict"] in ("DRIFT", "INCONCLUSIVE", "EQUIVALENT") and meta["verdict"] in check.description
     link = meta[f"report/{AGENT}"]
-    assert re.fullmatch(r"https?://[^\s]+\.html(\?.*)?", link) and "/reports/tenant=" in link
+    # Local: the report server's URL; S3: a presigned link (its key percent-encoded, a query with the signature).
+    assert re.fullmatch(r"https?://[^\s]+\.html(\?.*)?", link) and "/reports/tenant=" in unquote(link)
     [materialization] = [
         e for e in run.get_asset_materialization_events() if e.asset_key == dg.AssetKey("drift_report")
     ]
     shown = {k: getattr(v, "value", v) for k, v in materialization.materialization.metadata.items()}
-    effects = {k: v for k, v in shown.items() if k.startswith(f"effect/{AGENT}/pinned/")}
+    effects = {k: v for k, v in shown.items() if k.startswith(f"effect/{CONSENTING}/{AGENT}/pinned/")}
     assert effects and all(isinstance(v, float) and v == round(v, 4) for v in effects.values())
     assert {k for k in meta if k.startswith("effect/")} <= set(shown)  # the same keys on check and asset
     assert all(str(u).startswith("http") for k, u in shown.items() if k.startswith("report/"))

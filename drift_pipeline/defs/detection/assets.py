@@ -200,7 +200,7 @@ def divergence(
             verdicts[(drift.agent_id, drift.role, drift.model_id)] = str(drift.result.report.get("verdict", ""))
             for dim in drift.result.report["dimensions"]:
                 if dim.get("effect") is not None:
-                    plots[f"{drift.agent_id}/{drift.role}/{dim['name']}"] = float(dim["effect"])
+                    plots[f"{tenant_id}/{drift.agent_id}/{drift.role}/{dim['name']}"] = float(dim["effect"])
                 if dim.get("drifted"):
                     figure = wording.figure(
                         dim["name"], float(dim["effect"]), drift.result.report["threshold"], dim.get("p_adjusted")
@@ -239,7 +239,8 @@ def report_metadata(
 ) -> dict[str, object]:
     """What the drift_report materialization shows: the tenant's verdict first, the figures, links that open.
 
-    `effect/<agent>/<role>/<dimension>` is a rounded float on every materialization, so each plots one point
+    `effect/<tenant>/<agent>/<role>/<dimension>` is a rounded float on every materialization: the tenant is
+    in the key because Dagster plots a key across all partitions, so each key is one tenant's line with a point
     per night; the same keys (role `pinned`) are on the drift checks.
     """
     pinned = [v for (_, role, _), v in verdicts.items() if role == shadow.PINNED]

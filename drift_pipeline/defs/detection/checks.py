@@ -71,7 +71,7 @@ def _result(
     for r in results:
         meta.update(
             {
-                f"effect/{r.agent_id}/{shadow.PINNED}/{k[len('effect/') :]}": v
+                f"effect/{tenant_id}/{r.agent_id}/{shadow.PINNED}/{k[len('effect/') :]}": v
                 for k, v in r.metadata().items()
                 if k.startswith("effect/")
             }
