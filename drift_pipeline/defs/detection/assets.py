@@ -225,8 +225,10 @@ def _pair_counts(scores: list[pd.DataFrame]) -> dict[str, int]:
     counts = {"pairs_x_dimensions": sum(len(s) for s in scores)}
     for frame in scores:
         if len(frame):
-            agent, role = frame["agent_id"].iloc[0], frame["role"].iloc[0]
-            counts[f"pairs/{agent}/{role}"] = int(frame["pair_id"].nunique()) if "pair_id" in frame else len(frame)
+            tenant, agent, role = frame["tenant_id"].iloc[0], frame["agent_id"].iloc[0], frame["role"].iloc[0]
+            counts[f"pairs/{tenant}/{agent}/{role}"] = (
+                int(frame["pair_id"].nunique()) if "pair_id" in frame else len(frame)
+            )
     return counts
 
 
