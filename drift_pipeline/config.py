@@ -54,6 +54,15 @@ class Settings(BaseSettings):
     alert_allow_private_networks: bool = Field(
         False, description="Let alert URLs reach loopback, private and link-local addresses (local receivers)."
     )
+    # Links to drift reports in the Dagster UI (persistence/report_links.py).
+    report_base_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="http(s) URL that serves the object store's reports/ prefix (`drift-pipeline reports serve`).",
+    )
+    report_link_expiry_s: int = Field(
+        604800, ge=60, le=604800, description="Lifetime of presigned S3 report links (S3 allows at most 7 days)."
+    )
     # Detection.
     replay_pairs: int | None = Field(None, ge=1, description="Baseline prompts the nightly replay uses first.")
     replay_concurrency: dict[str, int] = Field(

@@ -106,9 +106,14 @@ class AlertMessage:
 
     @property
     def title(self) -> str:
-        kind = "breach" if self.severity == "ERROR" else "near miss"
+        # The report's verdict words (detection/wording.py; alerts may not import detection): an ERROR
+        # finding is a DRIFT, a WARN one INCONCLUSIVE; a deprecation notice says what it is.
+        if self.episode.startswith(DEPRECATION_EPISODE):
+            kind = "DEPRECATION"
+        else:
+            kind = "DRIFT" if self.severity == "ERROR" else "INCONCLUSIVE"
         prefix = "RESOLVED" if self.action == "resolve" else self.severity
-        return f"[{prefix}] Drift {kind}: {self.tenant_id}/{self.agent_id} ({self.episode})"
+        return f"[{prefix}] {kind}: {self.tenant_id}/{self.agent_id} ({self.episode})"
 
     def to_dict(self) -> dict[str, Any]:
         return {"event": f"drift.{self.action}", **asdict(self)}

@@ -25,6 +25,7 @@ COMMANDS = {
     "reviewers": "reviewers",
     "evidence": "evidence",
     "audit": "audit",
+    "reports": "reports",
 }
 
 app = typer.Typer(

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from drift_pipeline.detection import wording
 from drift_pipeline.detection.expectation_suite import (
     DEFAULT_NEAR_MISS_RATIO,
     ERROR,
@@ -58,6 +59,8 @@ class DriftCheckResult:
     report_uri: str | None
     description: str
     notes: list[str] = field(default_factory=list)
+    # Per failing dimension, its figure in words (`wording.figure`): "similarity -0.747 (margin ±0.05, p_adj 0.001)".
+    figures: dict[str, str] = field(default_factory=dict)
 
     @property
     def blocking(self) -> bool:
@@ -71,20 +74,22 @@ class DriftCheckResult:
         return self.breached_dimensions + list(dict.fromkeys(rest))
 
     def metadata(self) -> dict[str, Any]:
-        """JSON-safe metadata for an AssetCheckResult: floats plot over time in the Dagster UI."""
+        """JSON-safe metadata for an AssetCheckResult: rounded floats that plot over time in the Dagster UI."""
         meta: dict[str, Any] = {
-            "observed_value": self.observed_value,
+            "verdict": wording.verdict_word(self.severity),
+            "largest_significant_effect": wording.metric(self.observed_value),
             "threshold": self.threshold,
             "alpha": self.alpha,
             "severity": self.severity or "PASS",
-            "breached_dimensions": ", ".join(self.breached_dimensions) or "-",
+            "drifted_dimensions": ", ".join(self.breached_dimensions) or "-",
             "near_miss_dimensions": ", ".join(self.near_miss_dimensions) or "-",
             "not_yet_equivalent": ", ".join(self.unproven_dimensions) or "-",
+            # Bounds report the largest judged effect, verdict expectations how many dimensions they flag.
             "expectations": {
                 e.key: {
                     "severity": e.severity,
                     "success": e.success,
-                    "observed_value": e.observed_value,
+                    ("largest_effect" if e.limit is not None else "dimensions_flagged"): e.observed_value,
                     "limit": e.limit,
                     "failing": e.failing_dimensions,
                 }
@@ -92,7 +97,7 @@ class DriftCheckResult:
             },
             "suite": self.suite_name,
         }
-        meta.update({f"effect/{name}": value for name, value in self.dimension_effects.items()})
+        meta.update({f"effect/{n}": wording.metric(v) for n, v in self.dimension_effects.items() if math.isfinite(v)})
         if self.report_uri:
             meta["report"] = self.report_uri
         return meta
@@ -195,7 +200,10 @@ def _summarise(
     severity: Severity | None = ERROR if breached else WARN if failed else None
     significant = frame["significant_effect"].dropna()
     observed = float(significant.max()) if len(significant) else 0.0
-    effects = {str(n): float(e) for n, e in zip(frame["name"], frame["practical_effect"], strict=True)}
+    # Signed, like the report and the drift_report metadata: the direction is part of the finding.
+    effects = {
+        str(n): float(e) for n, e in zip(frame["name"], frame.get("effect", frame["practical_effect"]), strict=True)
+    }
     result = DriftCheckResult(
         tenant_id=data.get("tenant_id"),
         agent_id=data.get("agent_id"),
@@ -218,37 +226,55 @@ def _summarise(
 
 
 def _with_description(result: DriftCheckResult, frame: pd.DataFrame) -> DriftCheckResult:
+    """The one-paragraph finding, in the report's words (DRIFT / INCONCLUSIVE / EQUIVALENT, `wording`)."""
     by_name = frame.set_index("name")
     who = f"{result.tenant_id or '?'}/{result.agent_id or '?'}"
 
-    def explain(names: list[str]) -> str:
-        return ", ".join(
-            f"{n} |effect| {by_name.at[n, 'practical_effect']:.3g} (p_adj {by_name.at[n, 'p_adjusted']:.2g})"
-            for n in names
-        )
+    def explain(names: list[str], near: bool = False) -> str:
+        parts = []
+        for n in names:
+            text = dimension_figure(by_name, n, result.threshold)
+            if near and n in by_name.index and by_name.at[n, "kind"] != "distribution":
+                row = by_name.loc[n]
+                text += " " + wording.near_miss_reason(
+                    float(row["practical_effect"]), result.threshold, float(row["p_adjusted"]), result.alpha
+                )
+            parts.append(text)
+        return "; ".join(parts)
 
+    interval = f"{1 - 2 * result.alpha:.0%}"
     if result.severity == ERROR:
-        text = f"BREACH {who}: {explain(result.breached_dimensions)} beyond threshold {result.threshold:g}"
+        text = f"DRIFT {who}: {explain(result.breached_dimensions)}, beyond the margin and the noise floor"
         if result.near_miss_dimensions:
-            text += f"; near miss: {explain(result.near_miss_dimensions)}"
+            text += f"; near miss: {explain(result.near_miss_dimensions, near=True)}"
         text += ". Blocking: do not migrate or promote."
     elif result.near_miss_dimensions:
-        text = f"NEAR MISS {who}: {explain(result.near_miss_dimensions)} close to threshold {result.threshold:g}."
+        text = f"INCONCLUSIVE {who} (near miss): {explain(result.near_miss_dimensions, near=True)}."
         if result.unproven_dimensions:
             text += f" Equivalence not yet shown for {', '.join(result.unproven_dimensions)}."
     elif result.severity == WARN:
         text = (
-            f"NOT YET EQUIVALENT {who}: no drift, but the {1 - 2 * result.alpha:.0%} interval of "
-            f"{', '.join(result.unproven_dimensions)} is not inside +/-{result.threshold:g}; more pairs would decide."
+            f"INCONCLUSIVE {who}: no drift, but the {interval} interval of "
+            f"{', '.join(result.unproven_dimensions)} is not inside {wording.margin(result.threshold)}; "
+            "more pairs would decide."
         )
     else:
         text = (
-            f"EQUIVALENT {who}: {len(frame)} dimension(s) within +/-{result.threshold:g} "
-            f"({1 - 2 * result.alpha:.0%} intervals, alpha {result.alpha:g})."
+            f"EQUIVALENT {who}: {len(frame)} dimension(s) within {wording.margin(result.threshold)} "
+            f"({interval} intervals, alpha {result.alpha:g})."
         )
     if result.notes:
         text += " Note: " + "; ".join(result.notes) + "."
-    return replace(result, description=text)
+    figures = {n: dimension_figure(by_name, n, result.threshold) for n in result.failing_dimensions}
+    return replace(result, description=text, figures=figures)
+
+
+def dimension_figure(by_name: pd.DataFrame, name: str, threshold: float) -> str:
+    """`wording.figure` for one row of the dimensions frame (the distribution test has no effect)."""
+    if name not in by_name.index or by_name.at[name, "kind"] == "distribution":
+        return f"{name} (difference shown by the distribution test)"
+    row = by_name.loc[name]
+    return wording.figure(name, float(row["effect"]), threshold, float(row["p_adjusted"]))
 
 
 def _alpha(report: dict[str, Any]) -> float:

@@ -49,7 +49,7 @@ def event(tenant: str = "acme", severity: str = "ERROR", episode: str = "gpt-4-0
         agent_id="support",
         episode=episode,
         severity=severity,  # type: ignore[arg-type]
-        summary=f"BREACH {tenant}/support: refusal |effect| 0.16 beyond threshold 0.05",
+        summary=f"DRIFT {tenant}/support: refusal +0.160 (margin ±0.05, p_adj 0.003), beyond the margin and the noise floor",
         report_uri=f"s3://reports/{tenant}/support/2026-11-26.json",
         dimensions=["refusal"],
         details={"threshold": 0.05, "observed_value": 0.16},
@@ -86,7 +86,7 @@ def test_breach_reaches_every_channel_of_its_tenant(router, alert_receiver, smtp
     assert body["dedup_key"] == outcome.dedup_key
     assert body["payload"]["severity"] == "error"
     assert body["payload"]["source"] == "drift-pipeline"
-    assert body["payload"]["summary"].startswith("[ERROR] Drift breach: acme/support")
+    assert body["payload"]["summary"].startswith("[ERROR] DRIFT: acme/support")
     assert body["payload"]["custom_details"]["report"] == "s3://reports/acme/support/2026-11-26.json"
     assert body["payload"]["custom_details"]["dimensions"] == ["refusal"]
 
@@ -104,7 +104,7 @@ def test_breach_reaches_every_channel_of_its_tenant(router, alert_receiver, smtp
     assert not verify_signature(SECRET, own.body, own.headers[SIGNATURE_HEADER], own.headers[TIMESTAMP_HEADER])
 
     (mail,) = smtp_server.to("ops@acme.example")
-    assert mail["Subject"] == "[ERROR] Drift breach: acme/support (gpt-4-0613@bl-1)"
+    assert mail["Subject"] == "[ERROR] DRIFT: acme/support (gpt-4-0613@bl-1)"
     assert "s3://reports/acme/support/2026-11-26.json" in mail.get_content()
     assert mail["X-Drift-Dedup-Key"] == outcome.dedup_key
 
@@ -242,7 +242,7 @@ def test_near_miss_skips_paging_and_escalation_pages_once(router, alert_receiver
     warn = router.notify(event(severity="WARN"))
     assert warn.status == "opened" and "pagerduty" not in warn.deliveries
     assert alert_receiver.requests("/pd") == []
-    assert alert_receiver.requests("/slack")[0].json()["text"].startswith("[WARN] Drift near miss")
+    assert alert_receiver.requests("/slack")[0].json()["text"].startswith("[WARN] INCONCLUSIVE")
 
     breach = router.notify(event(severity="ERROR"))
     assert breach.status == "escalated" and breach.dedup_key == warn.dedup_key

@@ -158,3 +158,44 @@ def test_demo_command_has_help(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "demo" in proc.stdout and "Usage" in proc.stdout
     assert not (tmp_path / "home").exists()  # --help writes nothing
+
+
+def test_what_runs_on_its_own_in_a_fresh_deployment(home: Path) -> None:
+    """Decided in docs/operations.md ("On by default"): the nightly chain, hourly tenants, new versions."""
+    from drift_pipeline.definitions import defs
+
+    repo = defs.get_repository_def()
+    running = {s.name for s in [*repo.schedule_defs, *repo.sensor_defs] if _default_running(s)}
+    assert running == SCHEDULES | SENSORS
+
+
+def _default_running(definition: dg.ScheduleDefinition | dg.SensorDefinition) -> bool:
+    status = definition.default_status
+    return status in (dg.DefaultScheduleStatus.RUNNING, dg.DefaultSensorStatus.RUNNING)
+
+
+def test_lineage_is_one_group_so_the_ui_draws_it_open(home: Path) -> None:
+    """Dagster's UI draws groups as boxes (collapsed until opened) only when there is more than one."""
+    from drift_pipeline.definitions import defs
+
+    groups = {spec.group_name for spec in defs.resolve_all_asset_specs()}
+    assert groups == {"drift_pipeline"}
+
+
+def test_launchpad_configs_explain_every_field_and_decide_nothing(home: Path) -> None:
+    """Every job config field has a description; ids and the signed decision have no default (explicit choice)."""
+    from drift_pipeline.defs.detection.assets import BaselineConfig
+    from drift_pipeline.defs.migration.jobs import ReadinessConfig, ReviewConfig, StagingConfig
+    from drift_pipeline.defs.traffic.assets import SamplingConfig
+
+    for config in (BaselineConfig, SamplingConfig, StagingConfig, ReviewConfig, ReadinessConfig):
+        for name, field in config.model_fields.items():
+            assert field.description and len(field.description) > 20, f"{config.__name__}.{name}"
+    for config in (StagingConfig, ReviewConfig):
+        assert config.model_fields["migration_id"].is_required()
+        assert "migrate status" in (config.model_fields["migration_id"].description or "")
+    review = ReviewConfig.model_fields
+    assert review["signed_approval"].is_required() and "approve" not in review  # the decision is signed, not a box
+    assert "sign-approval" in (review["signed_approval"].description or "")
+    assert "reviewers list" in (review["signed_approval"].description or "")
+    assert not BaselineConfig.model_fields["rebuild"].default  # never replaces a baseline unless asked

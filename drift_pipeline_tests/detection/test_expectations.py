@@ -60,7 +60,7 @@ def test_clean_report_passes() -> None:
     assert all(e.success for e in result.expectations)
     meta = result.metadata()
     assert meta["severity"] == "PASS" and meta["threshold"] == 0.05 and meta["report"] == "reports/acme.json"
-    assert meta["effect/length"] == pytest.approx(0.02)
+    assert meta["effect/length"] == pytest.approx(-0.02)  # signed, like the report
     json.dumps(meta)  # plain types only: Dagster rejects numpy scalars
     assert result.description.startswith("EQUIVALENT acme/support")
 
@@ -77,9 +77,11 @@ def test_significant_change_beyond_threshold_is_a_blocking_breach() -> None:
     assert by_key["threshold"].observed_value == pytest.approx(0.16) and by_key["threshold"].limit == 0.05
     assert not by_key["verdict_drifted"].success and by_key["verdict_drifted"].observed_value == 1
     meta = result.metadata()
-    assert meta["severity"] == "ERROR" and meta["observed_value"] == pytest.approx(0.16)
+    assert meta["severity"] == "ERROR" and meta["largest_significant_effect"] == pytest.approx(0.16)
+    assert meta["verdict"] == "DRIFT" and meta["expectations"]["verdict_drifted"]["dimensions_flagged"] == 1
     assert meta["report"] == "s3://reports/acme/support.json"
-    assert "BREACH acme/support: refusal" in result.description and "Blocking" in result.description
+    assert result.description.startswith("DRIFT acme/support: refusal -0.160 (margin ±0.05, p_adj 0.003)")
+    assert "Blocking" in result.description
 
 
 def test_near_threshold_or_flagged_near_miss_warns_without_blocking() -> None:
@@ -182,7 +184,7 @@ def test_equivalence_not_shown_is_a_warning_never_a_pass() -> None:
 
     assert not result.passed and result.severity == "WARN" and not result.blocking
     assert result.unproven_dimensions == ["length", "tone"] and result.near_miss_dimensions == []
-    assert result.description.startswith("NOT YET EQUIVALENT acme/support")
+    assert result.description.startswith("INCONCLUSIVE acme/support: no drift")
     # The interval does not depend on the margin: a wider manifest threshold can show equivalence.
     assert check_report(report(CLEAN[0], wide), threshold=0.1).passed
 
@@ -197,3 +199,22 @@ def test_distribution_test_drift_breaches_through_the_verdict_check() -> None:
     assert by_key["threshold"].success  # it has no effect on the threshold's scale
     quiet = {**report(*CLEAN), "distribution": {**shifted, "drift": False}}
     assert check_report(quiet, report_uri="reports/acme.json").passed
+
+
+def test_descriptions_use_the_report_words_and_signed_rounded_figures() -> None:
+    far = check_report(report(dim("refusal", -0.13868613138686137, 0.013), *CLEAN[1:]))
+    # Far past the margin but not significant at alpha 0.01: inconclusive, and never "close to" the threshold.
+    assert far.severity == "WARN"
+    assert far.description.startswith(
+        "INCONCLUSIVE acme/support (near miss): refusal -0.139 (margin ±0.05, p_adj 0.013) beyond the margin"
+    )
+    assert "close to" not in far.description and "13868" not in far.description
+    near = check_report(report(dim("refusal", 0.03, 0.001), *CLEAN[1:]))
+    assert "refusal +0.030 (margin ±0.05, p_adj 0.001) significant, at 60% of the margin" in near.description
+    for result in (far, near, check_report(report(*CLEAN))):
+        words = {w for w in ("DRIFT", "INCONCLUSIVE", "EQUIVALENT", "BREACH", "NEAR MISS") if w in result.description}
+        assert len(words) == 1 and words <= {"DRIFT", "INCONCLUSIVE", "EQUIVALENT"}
+        assert result.metadata()["verdict"] in result.description
+        assert all(
+            isinstance(v, float) and v == round(v, 4) for k, v in result.metadata().items() if k.startswith("effect/")
+        )

@@ -246,6 +246,9 @@ def test_dagster_jobs_stage_review_and_assess_readiness(store, tmp_path, embedde
         staged = run("staging_replay_job", "stage_migration", {"migration_id": m.id})
         assert staged.success and staged.output_for_node("stage_migration")["state"] == "review"
         assert states.get(store, m.id).details["staging"]["report"]["candidate"] == OFFLINE
+        stage_output = next(e for e in staged.events_for_node("stage_migration") if e.is_successful_output)
+        link = stage_output.step_output_data.metadata["report"].value  # http(s), never a local path
+        assert link.startswith("http://127.0.0.1:3080/reports/tenant=acme/staging/") and link.endswith(".html")
 
         def signed(who: str, decision: str = "approved", mid: int = m.id, reason: str = "mine") -> str:
             return json.dumps(signed_approval(store, mid, who, reason=reason, decision=decision))

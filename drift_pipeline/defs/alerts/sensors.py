@@ -78,7 +78,7 @@ def _send_run_alerts(context: dg.RunStatusSensorContext, drift_store: DriftStore
     name="drift_check_alerts",
     run_status=dg.DagsterRunStatus.SUCCESS,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="After a successful run: tenant-scoped alerts for failed non-blocking drift checks (a WARN near miss does not fail its run), and resolution for agents whose checks passed.",
+    description="After a successful run: tenant-scoped alerts for failed drift checks (a DRIFT on drift_within_threshold, ERROR, is a finding and does not fail its run; an INCONCLUSIVE WARN is not an incident), and resolution for agents whose checks passed.",
 )
 def drift_check_alerts(context: dg.RunStatusSensorContext, drift_store: DriftStore) -> dg.SkipReason | None:
     return _send_run_alerts(context, drift_store)
@@ -87,7 +87,7 @@ def drift_check_alerts(context: dg.RunStatusSensorContext, drift_store: DriftSto
 @dg.run_failure_sensor(
     name="drift_check_failure_alerts",
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="After a failed run: tenant-scoped alerts for blocking ERROR drift checks (a breach fails the run).",
+    description="After a failed run (a step broke after the checks ran): the same tenant-scoped alerts for its failed drift checks, so a crash never swallows a finding.",
 )
 def drift_check_failure_alerts(context: dg.RunFailureSensorContext, drift_store: DriftStore) -> dg.SkipReason | None:
     return _send_run_alerts(context, drift_store)

@@ -8,13 +8,16 @@ from collections.abc import Iterator
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from drift_pipeline.config import Settings
 from drift_pipeline.defs.partitions import run_day, tenant_ids, tenants
+from drift_pipeline.defs.report_links import report_links
 from drift_pipeline.defs.resources import LOOKBACK_DAYS, DriftStore, ObjectStorage
 from drift_pipeline.defs.runs import CANDIDATES_TAG, REASON_TAG, WINDOW_TAG
-from drift_pipeline.defs.traffic.assets import OWNERS
-from drift_pipeline.detection import baselines, embeddings, shadow, top_up
+from drift_pipeline.defs.traffic.assets import GROUP, OWNERS
+from drift_pipeline.detection import baselines, embeddings, shadow, top_up, wording
+from drift_pipeline.identifiers import model_key
 from drift_pipeline.persistence import reports
 from drift_pipeline.persistence.db import Store
 from drift_pipeline.persistence.objects import ObjectStore
@@ -22,13 +25,22 @@ from drift_pipeline.versioning import manifests
 
 
 class BaselineConfig(dg.Config):
-    max_prompts: int = 32
-    rebuild: bool = False  # snapshot a new baseline even where one is in force for the pinned model
+    """Baseline snapshots per tenant agent; the defaults never replace a baseline in force."""
+
+    max_prompts: int = Field(
+        32,
+        ge=1,
+        description="canonical prompts per agent baseline, from its sampled traffic (`drift-pipeline plan` says how many equivalence needs)",
+    )
+    rebuild: bool = Field(
+        False,
+        description="snapshot a new baseline even where one is in force for the pinned model (audited; the manifest then points at the new one)",
+    )
 
 
 @dg.asset(
     partitions_def=tenants,
-    group_name="baselines",
+    group_name=GROUP,
     owners=OWNERS,
     kinds={"python", "parquet"},
     # The tenant's samples of the run's day and the days before it (the I/O manager reads what exists).
@@ -106,7 +118,7 @@ def _tenant_baselines(
 
 @dg.asset(
     partitions_def=tenants,
-    group_name="drift",
+    group_name=GROUP,
     owners=OWNERS,
     kinds={"python", "litellm", "parquet"},
     deps=["behavioral_baselines"],
@@ -151,7 +163,7 @@ def shadow_replays(
 
 @dg.multi_asset(
     partitions_def=tenants,
-    group_name="drift",
+    group_name=GROUP,
     outs={
         "divergence_scores": dg.AssetOut(
             owners=OWNERS,
@@ -176,15 +188,19 @@ def divergence(
     scores, reports_ = [], []
     for tenant_id in tenant_ids(context):
         replays = shadow_replays[shadow_replays["tenant_id"] == tenant_id] if len(shadow_replays) else shadow_replays
-        tenant_scores, report, plots = _score_tenant(context, store, objects, tenant_id, day, replays)
-        drifted = report[report["drifted"].astype(bool)] if len(report) else report
+        tenant_scores, report, plots, verdicts, figures = _score_tenant(
+            context, store, objects, tenant_id, day, replays
+        )
+        links = report_links(objects, sorted(set(report["html_uri"])) if len(report) else [], context.log)
         context.add_asset_metadata(
-            {"pairs_x_dimensions": sum(len(s) for s in tenant_scores)},
+            {"tenant_id": tenant_id, "day": day, **_pair_counts(tenant_scores)},
             asset_key="divergence_scores",
             partition_key=tenant_id,
         )
         context.add_asset_metadata(
-            _report_metadata(report, drifted, plots), asset_key="drift_report", partition_key=tenant_id
+            {"tenant_id": tenant_id, "day": day, **report_metadata(report, verdicts, plots, links, figures)},
+            asset_key="drift_report",
+            partition_key=tenant_id,
         )
         scores += tenant_scores
         reports_.append(report)
@@ -204,8 +220,9 @@ def _score_tenant(
     tenant_id: str,
     day: str,
     shadow_replays: pd.DataFrame,
-) -> tuple[list[pd.DataFrame], pd.DataFrame, dict[str, float]]:
-    """One tenant's per-pair scores, its drift-report rows, and the effects the UI plots over time."""
+) -> tuple[list[pd.DataFrame], pd.DataFrame, dict[str, float], dict[tuple[str, str, str], str], list[str]]:
+    """One tenant's per-pair scores, its drift-report rows, the effects the UI plots over time, the verdict
+    per (agent, role, model) and a worded figure per drifted dimension."""
     candidates, namespace = _replay_scope(context, day)
     settings = Settings.from_env()
     plan = (
@@ -213,7 +230,7 @@ def _score_tenant(
         if settings.replay_pairs and settings.top_up_pairs
         else None
     )
-    scores, rows, plots = [], [], {}
+    scores, rows, plots, verdicts, figures = [], [], {}, {}, []
     for manifest in manifests.list_current(store, tenant_id):
         if shadow_replays.empty:
             break
@@ -235,28 +252,69 @@ def _score_tenant(
                 )
             )
             rows.extend(shadow.dimension_rows(drift, day))
+            verdicts[(drift.agent_id, drift.role, drift.model_id)] = str(drift.result.report.get("verdict", ""))
             for dim in drift.result.report["dimensions"]:
                 if dim.get("effect") is not None:
-                    plots[f"{drift.agent_id}/{drift.role}/{dim['name']}"] = float(dim["effect"])
-    return scores, pd.DataFrame(rows), plots
+                    plots[f"{tenant_id}/{drift.agent_id}/{drift.role}/{dim['name']}"] = float(dim["effect"])
+                if dim.get("drifted"):
+                    figure = wording.figure(
+                        dim["name"], float(dim["effect"]), drift.result.report["threshold"], dim.get("p_adjusted")
+                    )
+                    figures.append(f"{drift.agent_id} ({drift.role}, {drift.model_id}): {figure}")
+    return scores, pd.DataFrame(rows), plots, verdicts, figures
 
 
-def _report_metadata(report: pd.DataFrame, drifted: pd.DataFrame, plots: dict[str, float]) -> dict[str, object]:
+def _pair_counts(scores: list[pd.DataFrame]) -> dict[str, int]:
+    """Numeric keys that plot per tenant: scored pairs per agent and role, and the total."""
+    counts = {"pairs_x_dimensions": sum(len(s) for s in scores)}
+    for frame in scores:
+        if len(frame):
+            tenant, agent, role = frame["tenant_id"].iloc[0], frame["agent_id"].iloc[0], frame["role"].iloc[0]
+            counts[f"pairs/{tenant}/{agent}/{role}"] = (
+                int(frame["pair_id"].nunique()) if "pair_id" in frame else len(frame)
+            )
+    return counts
+
+
+def report_metadata(
+    report: pd.DataFrame,
+    verdicts: dict[tuple[str, str, str], str],
+    plots: dict[str, float],
+    links: dict[str, str],
+    figures: list[str],
+) -> dict[str, object]:
+    """What the drift_report materialization shows: the tenant's verdict first, the figures, links that open.
+
+    `effect/<tenant>/<agent>/<role>/<dimension>` is a rounded float on every materialization: the tenant is
+    in the key because Dagster plots a key across all partitions, so each key is one tenant's line with a point
+    per night; the same keys (role `pinned`) are on the drift checks.
+    """
+    pinned = [v for (_, role, _), v in verdicts.items() if role == shadow.PINNED]
+    worst = next((v for v in ("drift", "inconclusive", "equivalent") if v in pinned), None)
+    drifted = report[report["drifted"].astype(bool)] if len(report) else report
+    table = "\n".join(
+        f"| {a} | {role} | {m} | **{v.upper()}** |" if v == "drift" else f"| {a} | {role} | {m} | {v.upper()} |"
+        for (a, role, m), v in sorted(verdicts.items())
+    )
     return {
-        "agents_scored": int(report[["agent_id", "model_id"]].drop_duplicates().shape[0]) if len(report) else 0,
+        "verdict": worst.upper() if worst else "no report",
+        "verdicts": dg.MetadataValue.md(
+            "| agent | role | model | verdict |\n|---|---|---|---|\n" + table if verdicts else "_no report_"
+        ),
+        "agents_scored": len(verdicts),
         "dimensions_drifted": len(drifted),
-        "drifted": dg.MetadataValue.md(
-            drifted[["agent_id", "role", "model_id", "name", "effect", "p_adjusted"]].to_markdown(index=False)
-            if len(drifted)
-            else "_no drift_"
-        ),
+        "drifted": dg.MetadataValue.md("\n".join(f"- {f}" for f in figures) or "_no drift_"),
         "reports": dg.MetadataValue.md(
-            "\n".join(f"- [{u.rsplit('/', 1)[-1]}]({u})" for u in sorted(set(report["html_uri"])))
-            if len(report)
-            else "_none_"
+            "\n".join(f"- [{uri.rsplit('/', 1)[-1]}]({url})" for uri, url in sorted(links.items())) or "_none_"
         ),
-        **{f"effect {k}": v for k, v in sorted(plots.items())},
+        **{f"report/{_link_name(report, uri)}": dg.MetadataValue.url(url) for uri, url in sorted(links.items())},
+        **{f"effect/{k}": wording.metric(v) for k, v in sorted(plots.items())},
     }
+
+
+def _link_name(report: pd.DataFrame, uri: str) -> str:
+    row = report[report["html_uri"] == uri].iloc[0]
+    return f"{row['agent_id']}/{row['role']}/{model_key(str(row['model_id']))}"
 
 
 def _replay_scope(context: dg.AssetExecutionContext, day: str) -> tuple[list[str], str]:

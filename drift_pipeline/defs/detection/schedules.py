@@ -5,8 +5,10 @@ range run), so a run's fixed cost (process start, imports, model loads) is paid 
 still shows a materialization and check results per tenant partition.
 
 Both read the tenants from the `tenants` dynamic partitions (the new-tenants sensor adds them), so a tenant
-is scheduled from the tick after it appears. Both start STOPPED: on a laptop a 02:00 chain over every tenant
-is a surprise; turn them on in the UI (Automation) or with `dagster schedule start`.
+is scheduled from the tick after it appears. Both start RUNNING: a fresh deployment must have a "last night"
+to look at, and nothing ticks without `dagster-daemon` anyway (`dagster dev` and `make ui` start one; a test or
+a plain code server does not). The hourly one acts only for tenants whose manifest cadence is `hourly`, so
+it costs nothing elsewhere. Turn either off in the UI (Automation) or with `dagster schedule stop`.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def nightly_requests(tenant_ids: list[str], day: str, *, size: int | None = None
     cron_schedule=NIGHTLY_CRON,
     job=nightly_drift_job,
     execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.STOPPED,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
     description="02:00 UTC: for every tenant, sample the last complete day's traffic, replay it against the pinned model, score, report and check.",
 )
 def nightly_drift_schedule(context: dg.ScheduleEvaluationContext) -> dg.SkipReason | list[dg.RunRequest]:
@@ -60,7 +62,7 @@ def nightly_drift_schedule(context: dg.ScheduleEvaluationContext) -> dg.SkipReas
     cron_schedule=HOURLY_CRON,
     job=nightly_drift_job,
     execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.STOPPED,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Every hour at :15 UTC, for tenants whose manifest cadence is `hourly`: the same chain on today's traffic so far.",
 )
 def hourly_drift_schedule(

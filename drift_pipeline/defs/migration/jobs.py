@@ -12,8 +12,10 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from drift_pipeline.defs.report_links import report_links
 from drift_pipeline.defs.resources import DriftStore, ObjectStorage
 from drift_pipeline.migration import approvals, forced, review, staging, states
+from drift_pipeline.persistence.objects import ObjectStore
 from drift_pipeline.versioning import manifests, registry
 
 ACTOR_PREFIX = "dagster:"
@@ -21,36 +23,62 @@ ACTOR_PREFIX = "dagster:"
 SUMMARY_IO = "migration_summary_io_manager"
 
 
+# Launchpad rules: every field says what it is and where its value comes from; nothing that decides is
+# pre-filled (no default id, no default decision), so a run is launched only with an explicit choice.
+MIGRATION_ID_HELP = (
+    "id of the migration (column `id` of `drift-pipeline migrate status`, or `migration_id` in the metadata "
+    "of the staging_replay_job run that staged it); no default: choose it explicitly"
+)
+EXPECTED_VERSION_HELP = (
+    "optional guard: column `ver` of `drift-pipeline migrate status` when you decided; the job is refused if "
+    "the migration changed since (someone else acted on it). Leave empty to skip the guard"
+)
+
+
 class StagingConfig(dg.Config):
-    migration_id: int = Field(description="the migration to stage (see `drift-pipeline migrate status`)")
-    expected_version: int | None = Field(
-        default=None, description="refuse if the migration moved since this version was read"
-    )
+    """Stage one proposed migration (`drift-pipeline migrate propose TENANT AGENT MODEL` opens one)."""
+
+    migration_id: int = Field(description=MIGRATION_ID_HELP + ". Its state must be `proposed`.")
+    expected_version: int | None = Field(default=None, description=EXPECTED_VERSION_HELP)
 
 
 class ReviewConfig(dg.Config):
-    """The launchpad authenticates nobody (Dagster OSS): the decision is the reviewer's signed statement."""
+    """The launchpad authenticates nobody (Dagster OSS), so the decision is not a field here: it is inside
+    the reviewer's signed statement. Whoever launches the run only carries it."""
 
-    migration_id: int = Field(description="the migration in review (see `drift-pipeline migrate status`)")
+    migration_id: int = Field(description=MIGRATION_ID_HELP + ". Its state must be `review`.")
     signed_approval: str = Field(
-        description="the JSON a registered reviewer produced with `drift-pipeline migrate sign-approval ID "
-        "--reviewer NAME --key FILE --reason ...`: its signature, reviewer, migration, candidate and staging "
-        "report hash are verified before anything changes; the decision and reason are the signed ones"
+        description="paste the JSON printed by `drift-pipeline migrate sign-approval ID --reviewer NAME --key FILE "
+        "--reason TEXT` (add `--reject` to reject). Reviewer rules: NAME must be registered with its public key "
+        "(`drift-pipeline reviewers list`; added by `reviewers add`); the signature, the reviewer, the migration "
+        "id, the candidate and the staging report's hash are verified before anything changes; for a regulated "
+        "tenant the proposer cannot approve their own migration (names compared case- and width-insensitively). "
+        "The decision (approved or rejected) and the reason are the signed ones; nothing here can change them"
     )
-    expected_version: int | None = Field(
-        default=None, description="refuse if the migration moved since this version was read"
-    )
+    expected_version: int | None = Field(default=None, description=EXPECTED_VERSION_HELP)
 
 
 class ReadinessConfig(dg.Config):
-    on: str | None = Field(default=None, description="as-of date YYYY-MM-DD; today (UTC) by default")
-    horizon_days: int = Field(default=90, description="also assess agents whose version sunsets within this many days")
+    """Which agents to assess; the defaults are safe (they open forced migrations only past a sunset)."""
+
+    on: str | None = Field(
+        default=None,
+        description="as-of date YYYY-MM-DD (e.g. a future date to rehearse a sunset); today (UTC) if empty",
+    )
+    horizon_days: int = Field(
+        default=90,
+        ge=0,
+        description="also assess agents whose pinned version sunsets within this many days (`drift-pipeline "
+        "registry list` shows sunset dates)",
+    )
     assess_upcoming: bool = Field(
-        default=True, description="replay upcoming sunsets against the successor (no migration is opened)"
+        default=True,
+        description="replay agents with an upcoming sunset against the successor and report ready / not ready "
+        "(opens no migration; costs one staging replay per agent)",
     )
 
 
-def _migration_metadata(m: states.MigrationInfo) -> dict[str, Any]:
+def _migration_metadata(m: states.MigrationInfo, objects: ObjectStore) -> dict[str, Any]:
     staged = m.details.get("staging") or {}
     report = staged.get("report") or {}
     meta: dict[str, Any] = {
@@ -67,9 +95,9 @@ def _migration_metadata(m: states.MigrationInfo) -> dict[str, Any]:
             "| check | passed |\n|---|---|\n"
             + "\n".join(f"| {c['name']} | {'yes' if c['passed'] else '**no**'} |" for c in staged.get("checks", []))
         )
-    for key in ("report_uri", "html_uri"):
-        if report.get(key):
-            meta[key] = dg.MetadataValue.path(report[key])
+    links = report_links(objects, [report["html_uri"]] if report.get("html_uri") else [])
+    for url in links.values():  # an http(s) link to the HTML page, never a local path
+        meta["report"] = dg.MetadataValue.url(url)
     return meta
 
 
@@ -95,7 +123,7 @@ def stage_migration(
         objects=objects,
     )
     context.log.info(f"migration {m.id} is {m.state} ({m.readiness})")
-    return dg.Output(m.to_dict(), metadata=_migration_metadata(m))
+    return dg.Output(m.to_dict(), metadata=_migration_metadata(m, objects))
 
 
 @dg.op(
@@ -108,16 +136,17 @@ def stage_migration(
 def review_migration(
     context: dg.OpExecutionContext, config: ReviewConfig, drift_store: DriftStore, object_storage: ObjectStorage
 ) -> dg.Output[dict[str, Any]]:
+    objects = object_storage.get()
     m = review.decide(
         drift_store.get(),
         config.migration_id,
         approvals.parse_signed(config.signed_approval),
         expected_version=config.expected_version,
-        objects=object_storage.get(),
+        objects=objects,
     )
     review_ = m.details.get("review") or {}
     context.log.info(f"migration {m.id} {m.state} by {review_.get('reviewer')}: {review_.get('reason')}")
-    return dg.Output(m.to_dict(), metadata=_migration_metadata(m))
+    return dg.Output(m.to_dict(), metadata=_migration_metadata(m, objects))
 
 
 @dg.op(

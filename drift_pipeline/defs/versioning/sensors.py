@@ -1,7 +1,9 @@
 """Versioning sensor: new model versions and moved aliases at the providers.
 
-`new_model_version_sensor` starts STOPPED: it polls providers over the network and resolves aliases with
-(one-token) paid completions.
+`new_model_version_sensor` starts RUNNING (hourly): a new version or a moved alias is what tenants need to hear
+about first. Without `providers.yaml` it only lists models of the offline provider and of the endpoints the
+registry names (free `GET /models`); paid one-token alias resolutions happen only for aliases an operator lists
+there. Stop it in the UI (Automation) or with `dagster sensor stop`.
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ def new_model_version_tick(
     name="new_model_version_sensor",
     jobs=[replay_job],
     minimum_interval_seconds=DISCOVERY_INTERVAL_S,
-    default_status=dg.DefaultSensorStatus.STOPPED,
+    default_status=dg.DefaultSensorStatus.RUNNING,
     description="Polls provider model lists (litellm, OpenAI-compatible /models, the offline provider) and alias resolutions; registers new versions and asks for shadow replays of every tenant pinned in the affected family.",
 )
 def new_model_version_sensor(context: dg.SensorEvaluationContext, drift_store: DriftStore) -> dg.SensorResult:
