@@ -108,7 +108,10 @@ def test_one_run_materializes_and_checks_every_tenant_partition(fleet: dict[str,
     breach = evaluations[("drift_within_threshold", "initech")]
     assert not breach.passed and breach.metadata["tenant_id"].value == "initech"
     assert all(evaluations[("drift_within_threshold", t)].passed for t in ("acme", "globex"))
-    assert not result.success  # a blocking breach still fails its run, as in a one-tenant run
+    assert result.success  # a drift is a finding, not a crash: the shard run says it in its tags instead
+    tags = instance.get_run_by_id(result.run_id).tags
+    assert tags["drift_pipeline/verdict"] == "DRIFT" and "initech/" in tags["drift_pipeline/blocked_by"]
+    assert "acme/" not in tags["drift_pipeline/blocked_by"]
 
     # Each tenant's rows land in its own object for the day; no tenant sees another's.
     for tenant_id in TENANTS:
