@@ -33,8 +33,9 @@ CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 UI_TIMEOUT_MS = 120_000
 START_TIMEOUT_S = 300.0
 VIEWPORT = {"width": 1600, "height": 1000}
-DEMO_TIMEOUT_S = 850.0
-ARTIFACTS_ENV = "DRIFT_PIPELINE_UI_ARTIFACTS"  # where failure screenshots go (default: pytest's tmp dir)
+DEMO_TIMEOUT_S = 1800.0  # the whole demo on a loaded 2-core machine
+ARTIFACTS_ENV = "DRIFT_PIPELINE_UI_ARTIFACTS"  # where failure screenshots go (default: the test's tmp_path)
+SCREENSHOT_DIR = pytest.StashKey[Path]()
 
 
 def chromium_path() -> str | None:
@@ -250,8 +251,9 @@ def ui_browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def ui_page(ui_browser: Browser) -> Iterator[Page]:
+def ui_page(ui_browser: Browser, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Page]:
     """A fresh page (its own context: no state shared between tests); screenshotted when the test fails."""
+    request.node.stash[SCREENSHOT_DIR] = Path(os.environ.get(ARTIFACTS_ENV) or tmp_path)
     context = ui_browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
     page.set_default_timeout(UI_TIMEOUT_MS)
@@ -267,18 +269,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     page = getattr(item, "funcargs", {}).get("ui_page")
     if report.when != "call" or not report.failed or page is None:
         return
-    base = Path(os.environ.get(ARTIFACTS_ENV) or item.config._tmp_path_factory.getbasetemp() / "ui-screenshots")
-    base.mkdir(parents=True, exist_ok=True)
-    shots = []
+    folder = item.stash[SCREENSHOT_DIR]
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = []
     for n, open_page in enumerate(page.context.pages):
-        shots.append(base / f"{item.name}-{n}.png")
+        shot = folder / f"{item.name}-{n}.png"
         try:
-            open_page.screenshot(path=str(shots[-1]), full_page=True)
+            open_page.screenshot(path=str(shot), full_page=True)
+            lines.append(f"{shot} (at {open_page.url})")
         except Exception as exc:  # a crashed page must not hide the test's own failure
-            shots[-1] = Path(f"{shots[-1]} (not taken: {exc})")
-    report.sections.append(
-        ("UI screenshots", "\n".join(f"{s} (url {p.url})" for s, p in zip(shots, page.context.pages, strict=True)))
-    )
+            lines.append(f"{shot} not taken: {exc}")
+    report.sections.append(("UI screenshots", "\n".join(lines)))
 
 
 def main() -> None:
