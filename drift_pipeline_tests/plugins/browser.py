@@ -34,6 +34,9 @@ UI_TIMEOUT_MS = 120_000
 START_TIMEOUT_S = 300.0
 VIEWPORT = {"width": 1600, "height": 1000}
 DEMO_TIMEOUT_S = 1800.0  # the whole demo on a loaded 2-core machine
+# A home an earlier `make demo` filled, to iterate on the UI tests without re-running the demo (it is
+# used as is: the daemon of `dagster dev` will tick on it). Unset, the session runs the demo itself.
+DEMO_HOME_ENV = "DRIFT_PIPELINE_UI_DEMO_HOME"
 ARTIFACTS_ENV = "DRIFT_PIPELINE_UI_ARTIFACTS"  # where failure screenshots go (default: the test's tmp_path)
 SCREENSHOT_DIR = pytest.StashKey[Path]()
 
@@ -168,11 +171,13 @@ VIEWS = {
         "Launchpad",
         None,
     ),
+    "5-overview-timeline": ("/overview/activity/timeline", "Timeline", None),
+    "6-automation": ("/automation", "nightly_drift_schedule", None),
 }
 
 
 def screenshots(url: str, out: Path, blocked_run_id: str | None) -> list[Path]:
-    """The four views of issue 17 as PNGs in `out`."""
+    """The four views of issue 17 (plus the timeline and the automation page) as PNGs in `out`."""
     out.mkdir(parents=True, exist_ok=True)
     views = dict(VIEWS)
     if blocked_run_id:
@@ -232,6 +237,8 @@ def run_demo(home: Path, log: Path) -> None:
 @pytest.fixture(scope="session")
 def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A home the demo filled: a drifted tenant (acme), a blocked run, reports, schedules and sensors."""
+    if os.environ.get(DEMO_HOME_ENV):
+        return Path(os.environ[DEMO_HOME_ENV]).resolve()
     home = tmp_path_factory.mktemp("ui-demo")
     run_demo(home / "home", home / "demo.log")
     return home / "home"

@@ -52,7 +52,7 @@ def test_a_failed_drift_check_shows_the_tenant_agent_and_reason(ui_page: Page, d
 def test_the_runs_are_the_code_locations_named_jobs(ui_page: Page, dagster_ui: DagsterDev) -> None:
     """The demo's runs carry the code location's origin: they show on the timeline under their job names."""
     open_view(ui_page, dagster_ui, "/overview/activity/timeline", "Timeline")
-    main = ui_page.get_by_role("main").or_(ui_page.locator("body")).first
+    main = ui_page.locator("body")
     for job in ("sampling_job", "baseline_job", "nightly_drift_job", "replay_job"):
         expect(main.get_by_text(job, exact=True).first).to_be_visible(timeout=UI_TIMEOUT_MS)
     expect(main.get_by_text("No runs or scheduled ticks in this time period")).to_have_count(0)
