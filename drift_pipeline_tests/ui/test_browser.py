@@ -84,7 +84,9 @@ def test_schedules_and_sensors_show_their_default_state(ui_page: Page, dagster_u
 @NEEDS_UI_CONTENT
 def test_the_drifted_tenant_is_visible_from_the_asset_overview(ui_page: Page, dagster_ui: DagsterDev) -> None:
     open_view(ui_page, dagster_ui, "/assets/drift_report", "Latest materialization")
-    expect(ui_page.get_by_text(re.compile(rf"\b{DRIFTED}\b")).first).to_be_visible(timeout=UI_TIMEOUT_MS)
+    # The tenant together with what happened to it, not merely its name somewhere in the metadata.
+    status = re.compile(rf"\b{DRIFTED}\b.*\b(drift|breach|block|fail)", re.IGNORECASE)
+    expect(ui_page.get_by_text(status).first).to_be_visible(timeout=UI_TIMEOUT_MS)
 
 
 @NEEDS_UI_CONTENT
