@@ -147,6 +147,7 @@ def settle(page: Page, text: str) -> None:
     """Wait for `text` to show, then for the UI's queries to finish, and close the community pop-up."""
     page.get_by_text(text).first.wait_for(state="visible")
     page.wait_for_load_state("networkidle", timeout=UI_TIMEOUT_MS)
+    page.evaluate("document.fonts.ready.then(() => true)")  # the icon font, or icons show as empty boxes
     dismiss_popups(page)
 
 
@@ -191,6 +192,7 @@ def screenshots(url: str, out: Path, blocked_run_id: str | None) -> list[Path]:
             if tab:
                 page.get_by_role("tab", name=tab).or_(page.get_by_text(tab, exact=True)).first.click()
                 page.wait_for_load_state("networkidle", timeout=UI_TIMEOUT_MS)
+                page.evaluate("document.fonts.ready.then(() => true)")
             shots.append(out / f"{name}.png")
             page.screenshot(path=str(shots[-1]), full_page=True)
     return shots
