@@ -57,3 +57,24 @@ def test_a_broken_step_is_reported_not_hidden(instance: dg.DagsterInstance) -> N
         (finished,) = launcher.run_all([request])
     assert finished.status == "FAILURE"
     assert finished.error is not None and finished.error.startswith("sampled_inputs")
+
+
+def test_runs_never_launched_are_canceled_when_the_demo_stops(
+    instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A demo stopped before launching leaves no run that the UI shows as waiting for ever."""
+    instance.add_dynamic_partitions(TENANTS, ["acme"])
+    requests = [
+        dg.RunRequest(job_name=sampling_job.name, partition_key=key("acme", d)) for d in ("2026-11-29", "2026-11-30")
+    ]
+
+    def interrupted(run_id: str, workspace: object) -> None:
+        raise KeyboardInterrupt
+
+    with code_location(instance) as launcher:
+        monkeypatch.setattr(launcher.instance, "launch_run", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            launcher.run_all(requests)
+    runs = instance.get_runs(dg.RunsFilter(job_name=sampling_job.name))
+    assert len(runs) == 2
+    assert {run.status for run in runs} == {dg.DagsterRunStatus.CANCELED}

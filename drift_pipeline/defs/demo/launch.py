@@ -95,13 +95,27 @@ class Launcher:
     def run_all(self, requests: Sequence[dg.RunRequest]) -> list[Finished]:
         """Launch every request (at most MAX_IN_FLIGHT at a time) and wait for all of them, in request order."""
         pending = [self.create(r) for r in requests]  # all visible (NOT_STARTED) before the first one starts
-        order, in_flight, done = list(pending), [], {}
+        order = list(pending)
+        try:
+            done = self._launch_and_wait(pending)
+        except BaseException:
+            # Stopped (Ctrl-C, an error): runs never launched would sit in the UI as "not started" for ever.
+            for run_id in pending:
+                run = self.instance.get_run_by_id(run_id)
+                if run is not None:
+                    self.instance.report_run_canceled(run, message="the demo stopped before launching this run")
+            raise
+        return [done[run_id] for run_id in order]
+
+    def _launch_and_wait(self, pending: list[str]) -> dict[str, Finished]:
+        in_flight: list[str] = []
+        done: dict[str, Finished] = {}
         deadline = time.monotonic() + RUN_TIMEOUT_S * max(1, len(pending))
         while pending or in_flight:
             while pending and len(in_flight) < MAX_IN_FLIGHT:
-                run_id = pending.pop(0)
+                run_id = pending[0]
                 self.instance.launch_run(run_id, self.context.create_request_context())
-                in_flight.append(run_id)
+                in_flight.append(pending.pop(0))
             time.sleep(POLL_S)
             for run_id in list(in_flight):
                 run = self.instance.get_run_by_id(run_id)
@@ -110,7 +124,7 @@ class Launcher:
                     done[run_id] = self.finished(run_id)
             if time.monotonic() > deadline:
                 raise RefusedError(f"Dagster runs {', '.join(in_flight)} did not finish in time")
-        return [done[run_id] for run_id in order]
+        return done
 
     def finished(self, run_id: str) -> Finished:
         """Read a finished run's outcome from the event log, like the UI does."""
