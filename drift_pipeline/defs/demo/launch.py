@@ -167,7 +167,8 @@ def code_location(instance: dg.DagsterInstance) -> Iterator[Launcher]:
     from dagster._core.workspace.load_target import ModuleTarget
 
     target = ModuleTarget(module_name=MODULE, attribute=None, working_directory=None, location_name=LOCATION)
-    with WorkspaceProcessContext(instance, target) as context:
+    # The code server's start/stop lines would interleave with the demo's story; its warnings still show.
+    with WorkspaceProcessContext(instance, target, code_server_log_level="WARNING") as context:
         errors = context.create_request_context().get_code_location_error(LOCATION)
         if errors is not None:
             raise RefusedError(f"the code location {LOCATION} does not load: {errors.message.strip()}")
