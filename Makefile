@@ -32,9 +32,11 @@ test: $(STAMP)
 	$(BIN)/ruff check drift_pipeline drift_pipeline_tests benchmarks
 	$(BIN)/pytest
 
+# The live system on the demo's instance: webserver, daemon (schedules, sensors, run queue) and code server.
+# HOOK(issue 17, branch uia): start the drift report server (127.0.0.1) here, next to `dagster dev`.
 ui: $(STAMP)
 	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -w workspace.yaml
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

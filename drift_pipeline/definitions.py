@@ -32,6 +32,7 @@ def build_defs(
         jobs=[
             jobs.nightly_drift_job,
             jobs.replay_job,
+            jobs.sampling_job,
             jobs.baseline_job,
             migration_jobs.staging_replay_job,
             migration_jobs.approve_migration_job,

@@ -21,4 +21,5 @@ pytest_plugins = [
     "drift_pipeline_tests.plugins.providers",
     "drift_pipeline_tests.plugins.cli",
     "drift_pipeline_tests.plugins.embedding_server",
+    "drift_pipeline_tests.plugins.browser",
 ]

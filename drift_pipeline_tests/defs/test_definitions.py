@@ -17,7 +17,7 @@ from drift_pipeline_tests.plugins.persistence import PG_ADMIN_URL
 ROOT = Path(__file__).resolve().parents[2]
 ASSETS = {"sampled_inputs", "behavioral_baselines", "shadow_replays", "divergence_scores", "drift_report"}
 CHECKS = {("drift_report", "drift_within_threshold"), ("drift_report", "equivalence_shown")}
-JOBS = {"nightly_drift_job", "replay_job", "baseline_job", "audit_checkpoint_job"}
+JOBS = {"nightly_drift_job", "replay_job", "sampling_job", "baseline_job", "audit_checkpoint_job"}
 SENSORS = {
     "canary_monitor_sensor",
     "new_model_version_sensor",

@@ -9,7 +9,6 @@ records), then in Dagster: sample, snapshot baselines, replay and score nightly 
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -33,6 +32,7 @@ from drift_pipeline.versioning import manifests, registry, tenants
 if TYPE_CHECKING:
     from drift_pipeline.alerts.channels import ChannelConfig
     from drift_pipeline.alerts.receiver import AlertReceiver
+    from drift_pipeline.defs.demo.launch import Launcher
 
 DATA = Path(__file__).resolve().parent / "data"
 ACTOR = "demo"
@@ -151,17 +151,8 @@ def run(console: Console, *, on_step: Callable[[str], None] | None = None) -> De
     """Run the story; returns what happened for the summary and the tests."""
     import dagster as dg
 
-    # The partitioned checks are a Dagster preview API (see
-    # docs/operations.md); say so once in the docs, not on every demo run.
-    warnings.filterwarnings("ignore", category=dg.BetaWarning)
-    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
-
     from drift_pipeline.alerts.receiver import AlertReceiver
-    from drift_pipeline.alerts.router import AlertRouter
-    from drift_pipeline.definitions import defs
-    from drift_pipeline.defs.alerts.sensors import alerts_for_run
-    from drift_pipeline.defs.detection.sensors import silent_change_tick
-    from drift_pipeline.defs.partitions import day_tags, key
+    from drift_pipeline.defs.demo.launch import code_location
     from drift_pipeline.traffic.ingest.run import ingest_with_store
 
     step = on_step or (lambda text: console.rule(f"[bold]{text}"))
@@ -187,83 +178,14 @@ def run(console: Console, *, on_step: Callable[[str], None] | None = None) -> De
     )
 
     instance = dg.DagsterInstance.get()
-    # Expected findings (a DRIFT check is red, its run still succeeds) are shown in the table below;
-    # a real step failure still stops the demo with its error.
-    quiet = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
     tenants = sorted(TENANTS)
     instance.add_dynamic_partitions("tenants", [t for t in tenants if not instance.has_dynamic_partition("tenants", t)])
-
-    def execute(
-        job: str, partition_key: Any, *, tags: dict[str, str] | None = None, selection: list[str] | None = None
-    ) -> Any:
-        job_def = defs.resolve_implicit_global_asset_job_def() if selection else defs.resolve_job_def(job)
-        outcome = job_def.execute_in_process(
-            instance=instance,
-            partition_key=partition_key,
-            run_config=quiet,
-            tags=tags or {},
-            raise_on_error=False,
-            asset_selection=[dg.AssetKey(s) for s in selection] if selection else None,
-        )
-        result.runs.append(outcome.run_id)
-        failures = [e for e in outcome.all_events if e.is_step_failure and not _is_check_failure(e)]
-        if failures:  # a failed drift check is a finding; a failed step is a bug to show, not to hide
-            error = failures[0].step_failure_data.error
-            raise RefusedError(
-                f"Dagster run {outcome.run_id} failed in {failures[0].step_key}: {error.message.strip() if error else 'unknown error'}"
-            )
-        for evaluation in outcome.get_asset_check_evaluations():
-            result.checks[f"{evaluation.check_name}[{evaluation.partition}]"] = evaluation.passed
-        return outcome
-
-    step("3/6  Dagster: stratified, anonymised samples per tenant and day")
-    for tenant_id in tenants:
-        for day in days:
-            execute("", key(tenant_id), tags=day_tags(day), selection=["sampled_inputs"])
-    console.print("  initech has no sampling consent: its partitions materialize empty, with the reason in metadata")
-
-    step("4/6  Dagster: behavioural baselines (pinned model replayed twice: responses + noise floor)")
-    for tenant_id in tenants:
-        execute("baseline_job", key(tenant_id), tags=day_tags(days[-1]))
-    for m in manifests.list_current(store):
-        console.print(
-            f"  {m.tenant_id}/{m.agent_id}: baseline {m.behavioral_baseline_id or '[dim]none (no consent)[/dim]'}"
-        )
-
-    step("5/6  Nightly shadow replay -> divergence scores -> drift report -> GX checks (expect: no drift)")
     receiver = AlertReceiver(settings.home / "demo" / "alerts")
-    router = AlertRouter(store, _demo_channels(receiver), actor="sensor:drift_check_alerts")
-    for tenant_id in tenants:
-        outcome = execute("replay_job", key(tenant_id), tags={"drift_pipeline/reason": "nightly", **day_tags(days[-1])})
-        alerts_for_run(instance, outcome.run_id, router)  # resolves incidents of earlier demo runs
-    _print_checks(console, result, days[-1])
-    console.print(
-        "  silent-change probe: measuring the logprob tripwire (3 runs) and the reference answers with their"
-        " noise floor (two text probes)"
-    )
-    cursor = silent_change_tick(store, objects, None).cursor
-
-    step(
-        f"6/6  Silent provider update ({SILENT_VARIANT}: same model id, same fingerprint) -> sensor -> replay -> alert"
-    )
-    variants.set_variant(MODEL, SILENT_VARIANT, note="demo: staged silent update")
-    result.checks.clear()
-    tick = silent_change_tick(store, objects, cursor)
-    for line in tick.log:
-        console.print(f"  sensor: {line}")
-    for request in tick.run_requests:
-        outcome = execute(request.job_name or "replay_job", request.partition_key, tags=dict(request.tags))
-        alerts_for_run(instance, outcome.run_id, router)
-    _print_checks(console, result, days[-1])
-    for alert in receiver.requests("/incidents"):
-        body = alert.json()
-        result.alerts.append(body)
-        summary = (str(body.get("summary") or "").splitlines() or [""])[0][:140]
-        console.print(
-            f"  [red]ALERT {body.get('severity', '')}[/red] {body.get('tenant_id')}/{body.get('agent_id')}: "
-            f"{summary} [dim](HMAC-signed webhook to {receiver.url('/incidents')})[/dim]"
-        )
-    receiver.close()
+    try:
+        with code_location(instance) as launcher:
+            _dagster_story(console, step, launcher, result, days, receiver)
+    finally:
+        receiver.close()
     result.reports = sorted(
         objects.uri(f"reports/tenant={t}/day={days[-1]}")
         for t in tenants
@@ -280,6 +202,97 @@ def run(console: Console, *, on_step: Callable[[str], None] | None = None) -> De
         f"(a tenant runs: drift-pipeline evidence verify BUNDLE --public-key {settings.home / 'demo' / 'audit.pub.pem'})"
     )
     return result
+
+
+# Expected findings (a DRIFT check is red, its run tagged, not failed) are shown in the tables; a real
+# step failure still stops the demo with its error. One process per run: the model loads once, not per step.
+QUIET = {
+    "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
+    "execution": {"config": {"in_process": {}}},
+}
+
+
+def _dagster_story(
+    console: Console,
+    step: Callable[[str], None],
+    launcher: Launcher,
+    result: DemoResult,
+    days: list[str],
+    receiver: AlertReceiver,
+) -> None:
+    """Steps 3-6: named jobs launched on the instance against the code location, as the schedule and sensors do."""
+    import dagster as dg
+
+    from drift_pipeline.alerts.router import AlertRouter
+    from drift_pipeline.defs.alerts.sensors import alerts_for_run
+    from drift_pipeline.defs.detection.jobs import baseline_job, nightly_drift_job, sampling_job
+    from drift_pipeline.defs.detection.schedules import nightly_requests
+    from drift_pipeline.defs.detection.sensors import silent_change_tick
+    from drift_pipeline.defs.partitions import day_tags, key
+
+    store, objects = Store.open(), ObjectStore.from_settings()
+    tenants = sorted(TENANTS)
+
+    def execute(requests: list[dg.RunRequest]) -> list[str]:
+        finished = launcher.run_all([r.with_replaced_attrs(run_config=QUIET) for r in requests])
+        for run in finished:
+            result.runs.append(run.run_id)
+            if run.error:  # a failed drift check is a finding; a failed step is a bug to show, not to hide
+                raise RefusedError(f"Dagster run {run.run_id} failed in {run.error}")
+            result.checks.update(run.checks)
+        return [run.run_id for run in finished]
+
+    step("3/6  Dagster: sampling_job, stratified and anonymised samples per tenant and day")
+    execute(
+        [
+            dg.RunRequest(job_name=sampling_job.name, partition_key=key(t), tags=day_tags(d))
+            for t in tenants
+            for d in days
+        ]
+    )
+    console.print("  initech has no sampling consent: its partitions materialize empty, with the reason in metadata")
+
+    step("4/6  Dagster: baseline_job, behavioural baselines (pinned model replayed twice: responses + noise floor)")
+    execute([dg.RunRequest(job_name=baseline_job.name, partition_key=key(t), tags=day_tags(days[-1])) for t in tenants])
+    for m in manifests.list_current(store):
+        console.print(
+            f"  {m.tenant_id}/{m.agent_id}: baseline {m.behavioral_baseline_id or '[dim]none (no consent)[/dim]'}"
+        )
+
+    step(
+        "5/6  nightly_drift_job: sample -> shadow replay -> divergence scores -> drift report -> GX checks (expect: no drift)"
+    )
+    router = AlertRouter(store, _demo_channels(receiver), actor="sensor:drift_check_alerts")
+    # The nightly schedule's own run requests, for today's traffic so far rather than yesterday's.
+    nightly = [r.with_replaced_attrs(job_name=nightly_drift_job.name) for r in nightly_requests(tenants, days[-1])]
+    for run_id in execute(nightly):
+        alerts_for_run(launcher.instance, run_id, router)  # resolves incidents of earlier demo runs
+    _print_checks(console, result, days[-1])
+    console.print(
+        "  silent-change probe: measuring the logprob tripwire (3 runs) and the reference answers with their"
+        " noise floor (two text probes)"
+    )
+    cursor = silent_change_tick(store, objects, None).cursor
+
+    step(
+        f"6/6  Silent provider update ({SILENT_VARIANT}: same model id, same fingerprint) -> sensor -> replay_job -> alert"
+    )
+    variants.set_variant(MODEL, SILENT_VARIANT, note="demo: staged silent update")
+    result.checks.clear()
+    tick = silent_change_tick(store, objects, cursor)
+    for line in tick.log:
+        console.print(f"  sensor: {line}")
+    for run_id in execute(tick.run_requests):
+        alerts_for_run(launcher.instance, run_id, router)
+    _print_checks(console, result, days[-1])
+    for alert in receiver.requests("/incidents"):
+        body = alert.json()
+        result.alerts.append(body)
+        summary = (str(body.get("summary") or "").splitlines() or [""])[0][:140]
+        console.print(
+            f"  [red]ALERT {body.get('severity', '')}[/red] {body.get('tenant_id')}/{body.get('agent_id')}: "
+            f"{summary} [dim](HMAC-signed webhook to {receiver.url('/incidents')})[/dim]"
+        )
 
 
 def _anchor_audit_log(console: Console, store: Store, objects: ObjectStore, folder: Path, tenant_id: str) -> None:
@@ -315,11 +328,6 @@ def evidence_for_tenant(store: Store, objects: ObjectStore, folder: Path, tenant
     if problems:
         raise RefusedError(f"the demo's evidence bundle does not verify: {problems[0]}")
     return bundle
-
-
-def _is_check_failure(event: Any) -> bool:
-    error = event.step_failure_data.error
-    return error is not None and "DagsterAssetCheckFailedError" in (error.cls_name or "")
 
 
 def _demo_channels(receiver: AlertReceiver) -> ChannelConfig:

@@ -30,6 +30,14 @@ replay_job = dg.define_asset_job(
     tags={"drift_pipeline/kind": "replay"},
 )
 
+# Sampling alone: a tenant-day's anonymised sample, e.g. days before the first baseline or after a backfill.
+sampling_job = dg.define_asset_job(
+    "sampling_job",
+    selection=SAMPLE,
+    description="Sample one tenant-day's traffic: anonymised, stratified, near-duplicate-free (no replay, no model call).",
+    tags={"drift_pipeline/kind": "sampling"},
+)
+
 baseline_job = dg.define_asset_job(
     "baseline_job",
     selection=BASELINE,
