@@ -16,4 +16,5 @@ pytest_plugins = [
     "drift_pipeline_tests.plugins.migration",
     "drift_pipeline_tests.plugins.providers",
     "drift_pipeline_tests.plugins.cli",
+    "drift_pipeline_tests.plugins.deployment",
 ]

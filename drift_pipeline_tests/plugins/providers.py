@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -16,7 +16,7 @@ class FakeOpenAI:
     """A real HTTP server speaking the two OpenAI endpoints discovery uses: `/v1/models` and chat completions.
 
     `models` is what it lists; `serves` maps a requested (alias) name to the model id it reports serving;
-    `reply` is every answer's text. With `logprobs` set (token -> log-probability of the first answer token),
+    `reply` is every answer's text, unless `answer(model, messages)` is set to script it per request. With `logprobs` set (token -> log-probability of the first answer token),
     a request with `logprobs=true` gets them back, OpenAI-style (`top_logprobs` most likely first); left
     None, the server ignores the parameter and returns none, as many providers do. `bodies` keeps the
     JSON of every completion request.
@@ -26,6 +26,7 @@ class FakeOpenAI:
         self.models: list[str] = []
         self.serves: dict[str, str] = {}
         self.reply = "pong"
+        self.answer: Callable[[str, list[dict[str, Any]]], str] | None = None
         self.logprobs: dict[str, float] | None = None
         self.requests: list[tuple[str, str]] = []
         self.bodies: list[dict[str, Any]] = []
@@ -62,7 +63,10 @@ class FakeOpenAI:
                 asked = body["model"]
                 choice: dict[str, Any] = {
                     "index": 0,
-                    "message": {"role": "assistant", "content": fake.reply},
+                    "message": {
+                        "role": "assistant",
+                        "content": fake.answer(asked, body.get("messages") or []) if fake.answer else fake.reply,
+                    },
                     "finish_reason": "stop",
                 }
                 if body.get("logprobs") and fake.logprobs:
@@ -102,7 +106,7 @@ def fake_openai_server() -> Iterator[FakeOpenAI]:
 @pytest.fixture
 def fake_openai(fake_openai_server: FakeOpenAI) -> FakeOpenAI:
     fake_openai_server.models, fake_openai_server.serves = [], {}
-    fake_openai_server.reply, fake_openai_server.logprobs = "pong", None
+    fake_openai_server.reply, fake_openai_server.logprobs, fake_openai_server.answer = "pong", None, None
     fake_openai_server.requests.clear()
     fake_openai_server.bodies.clear()
     return fake_openai_server
