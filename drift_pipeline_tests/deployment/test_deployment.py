@@ -6,9 +6,10 @@ scores use the offline embedding model. The test acts only as an operator would:
 and the webserver's GraphQL API. It onboards a tenant, lets the daemon's sensors add its partition and
 run its first nightly chain, snapshots a baseline, registers a new model version and watches
 `new_model_version_sensor` request a replay that the daemon queues, launches and finishes with the checks
-evaluated; then it restarts the code server (a release of the user code) while another version is
-registered and the provider silently changes the pinned model: the sensor resumes from its stored cursor,
-exactly one more replay runs, its blocking check fails and the alert reaches a local receiver.
+evaluated. It restarts the code server (a release of the user code) while another version is registered:
+the sensor resumes from its stored cursor and exactly one more replay runs. Then the provider silently
+changes the pinned model: `silent_change_sensor` notices, its replay's blocking check fails and one signed
+alert reaches a local receiver.
 """
 
 from __future__ import annotations
@@ -162,7 +163,11 @@ def test_sensor_to_alert_across_separate_processes_and_a_code_server_restart(
             "DRIFT_PIPELINE_S3_ENDPOINT_URL": s3_endpoint,
             "DRIFT_PIPELINE_ALERTS_CONFIG": str(alerts),
             "DRIFT_PIPELINE_ALERT_ALLOW_PRIVATE_NETWORKS": "true",  # the receiver listens on 127.0.0.1
-            "DRIFT_PIPELINE_DISCOVERY_INTERVAL_S": "30",  # the smallest interval the setting allows
+            # The smallest intervals the settings allow; the daemon waits longer for a sensor whose first tick
+            # loads the embedding model on a loaded machine.
+            "DRIFT_PIPELINE_DISCOVERY_INTERVAL_S": "30",
+            "DRIFT_PIPELINE_PROBE_INTERVAL_S": "30",
+            "DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS": "300",
             "DRIFT_PIPELINE_ACTOR": "deploytest",
             "OPENAI_API_KEY": "sk-deploytest-not-a-key",  # the local provider ignores it; litellm wants one
             SECRET_ENV: "deploytest-secret",
@@ -174,8 +179,8 @@ def test_sensor_to_alert_across_separate_processes_and_a_code_server_restart(
     deployment.start_code_server()
     deployment.start_webserver()
     deployment.wait_for("the code location to load in the webserver", deployment.location_loaded)
-    for name in ("silent_change_sensor", "deprecation_sensor", "canary_monitor_sensor"):
-        api.stop_sensor(deployment, name)  # not under test here: they would add their own probes and runs
+    for name in ("deprecation_sensor", "canary_monitor_sensor"):
+        api.stop_sensor(deployment, name)  # not under test here: they would add their own ticks
     api.stop_schedule(deployment, "nightly_audit_checkpoint_schedule")
     api.start_sensor(deployment, "new_model_version_sensor")  # STOPPED by default: it polls providers
     deployment.start_daemon()
@@ -219,16 +224,23 @@ def test_sensor_to_alert_across_separate_processes_and_a_code_server_restart(
     cursor_before = json.loads(api.sensor_cursor(deployment, "new_model_version_sensor") or "{}")
     assert FIRST_NEW in cursor_before["versions"]
 
-    # A release of the user code: the code server goes away; meanwhile the provider silently changes the
-    # pinned model and ships another version, which an operator registers.
+    # A release of the user code: the code server goes away, and meanwhile the provider ships another
+    # version, which an operator registers. The sensor resumes from its stored cursor: one replay, no repeat.
     deployment.stop_code_server()
-    provider.behaviour.pinned_drifted = True  # type: ignore[attr-defined]
     register_version(deployment, provider, SECOND_NEW)
     deployment.start_code_server()
     deployment.wait_for("the code location to load again", deployment.location_loaded)
+    second = wait_for_run(deployment, "replay_job", ("drift_pipeline/candidates", SECOND_NEW), finished=True)
+    assert second.status == "SUCCESS", second
+    cursor_after = json.loads(api.sensor_cursor(deployment, "new_model_version_sensor") or "{}")
+    assert set(cursor_before["versions"]) | {SECOND_NEW} == set(cursor_after["versions"])
 
-    drifted = wait_for_run(deployment, "replay_job", ("drift_pipeline/candidates", SECOND_NEW), finished=True)
+    # The provider silently changes what the pinned id serves: the daemon's silent_change_sensor probes
+    # notice, its replay (a fresh window: no cached answer reused) fails the blocking check.
+    provider.behaviour.pinned_drifted = True  # type: ignore[attr-defined]
+    drifted = wait_for_run(deployment, "replay_job", ("drift_pipeline/reason", "silent-change"), finished=True)
     assert drifted.status == "FAILURE", drifted  # the blocking check fails the run
+    assert drifted.tags["dagster/sensor_name"] == "silent_change_sensor"
     assert_went_through_the_queue(deployment, drifted)
     [breach] = api.check_evaluations(deployment, "drift_report", "drift_within_threshold", drifted.run_id)
     assert not breach["success"] and breach["severity"] == "ERROR"
@@ -246,12 +258,9 @@ def test_sensor_to_alert_across_separate_processes_and_a_code_server_restart(
     )
     assert delivered.signed_with("deploytest-secret")
 
-    # Nothing lost, nothing twice: the cursor moved on from where it was, one replay per new version, every
-    # run ended, and the earlier versions were not requested again after the restart.
-    cursor_after = json.loads(api.sensor_cursor(deployment, "new_model_version_sensor") or "{}")
-    assert set(cursor_before["versions"]) | {SECOND_NEW} == set(cursor_after["versions"])
+    # Nothing lost, nothing twice: one replay per trigger with distinct run keys, every run ended.
     replays = api.runs(deployment, "replay_job")
-    assert sorted(r.tags["drift_pipeline/candidates"] for r in replays) == [FIRST_NEW, SECOND_NEW]
+    assert sorted(r.tags["drift_pipeline/reason"] for r in replays) == ["new-version", "new-version", "silent-change"]
     assert len({r.tags["dagster/run_key"] for r in replays}) == len(replays)
     assert all(r.status in api.TERMINAL for r in api.runs(deployment))
     assert len(alert_receiver.requests("/incidents")) == 1

@@ -72,12 +72,27 @@ def wait_until(what: str, probe: Callable[[], T | None], timeout_s: float, *, ev
     )
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the test process dies, so a killed pytest leaves no server."""
-    with contextlib.suppress(Exception):
+def _prctl() -> Callable[[int, int], int] | None:
+    try:
         import ctypes
 
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG (Linux)
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux: teardown and atexit still stop everything
+        return None
+
+
+# Looked up in the parent: between fork and exec the child should do as little as possible.
+_PRCTL = _prctl()
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the test process dies, so a killed pytest leaves no server.
+
+    (Linux ties the signal to the thread that started the child: the servers are started from the test's
+    main thread.)
+    """
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _kill_group(pgid: int, grace_s: float) -> None:
