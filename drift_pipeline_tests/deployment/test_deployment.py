@@ -174,6 +174,7 @@ def test_sensor_to_alert_across_separate_processes_and_a_code_server_restart(
         }
     )
     onboard(deployment, provider, tmp_path)
+    deployment.phase("onboarding through the CLI")
 
     # Code server and webserver first: the sensors are set through the API before the daemon ticks them.
     deployment.start_code_server()
@@ -184,11 +185,13 @@ def test_sensor_to_alert_across_separate_processes_and_a_code_server_restart(
     api.stop_schedule(deployment, "nightly_audit_checkpoint_schedule")
     api.start_sensor(deployment, "new_model_version_sensor")  # STOPPED by default: it polls providers
     deployment.start_daemon()
+    deployment.phase("code server, webserver, sensors set, daemon")
 
     # The daemon's new_tenants_sensor adds acme's partition and starts its first nightly chain.
     first = wait_for_run(deployment, "nightly_drift_job", ("drift_pipeline/reason", "new-tenant"), finished=True)
     assert first.status == "SUCCESS" and first.tags["dagster/sensor_name"] == "new_tenants_sensor"
     assert_went_through_the_queue(deployment, first)
+    deployment.phase("new_tenants_sensor -> first nightly_drift_job run")
     deployment.wait_for(
         "new_model_version_sensor's first cursor",
         lambda: (
@@ -209,6 +212,7 @@ def test_sensor_to_alert_across_separate_processes_and_a_code_server_restart(
     )
     assert deployment.graphql.get_run_status(baseline_run).value == "SUCCESS"
     assert json.loads(deployment.cli("resolve", TENANT, AGENT))["baseline_id"]  # the manifest points at it
+    deployment.phase("baseline_job through GraphQL")
 
     register_version(deployment, provider, FIRST_NEW)
     replay = wait_for_run(deployment, "replay_job", ("drift_pipeline/candidates", FIRST_NEW), finished=True)
@@ -223,6 +227,7 @@ def test_sensor_to_alert_across_separate_processes_and_a_code_server_restart(
     assert api.check_evaluations(deployment, "drift_report", "equivalence_shown", replay.run_id)
     cursor_before = json.loads(api.sensor_cursor(deployment, "new_model_version_sensor") or "{}")
     assert FIRST_NEW in cursor_before["versions"]
+    deployment.phase("registry add -> new_model_version_sensor -> replay_job")
 
     # A release of the user code: the code server goes away, and meanwhile the provider ships another
     # version, which an operator registers. The sensor resumes from its stored cursor: one replay, no repeat.
@@ -234,6 +239,7 @@ def test_sensor_to_alert_across_separate_processes_and_a_code_server_restart(
     assert second.status == "SUCCESS", second
     cursor_after = json.loads(api.sensor_cursor(deployment, "new_model_version_sensor") or "{}")
     assert set(cursor_before["versions"]) | {SECOND_NEW} == set(cursor_after["versions"])
+    deployment.phase("code server restart, registry add -> replay_job")
 
     # The provider silently changes what the pinned id serves: the daemon's silent_change_sensor probes
     # notice, its replay (a fresh window: no cached answer reused) fails the blocking check.
@@ -257,6 +263,7 @@ def test_sensor_to_alert_across_separate_processes_and_a_code_server_restart(
         "ERROR",
     )
     assert delivered.signed_with("deploytest-secret")
+    deployment.phase("silent change -> silent_change_sensor -> replay_job fails -> alert")
 
     # Nothing lost, nothing twice: one replay per trigger with distinct run keys, every run ended.
     replays = api.runs(deployment, "replay_job")
@@ -265,3 +272,4 @@ def test_sensor_to_alert_across_separate_processes_and_a_code_server_restart(
     assert all(r.status in api.TERMINAL for r in api.runs(deployment))
     assert len(alert_receiver.requests("/incidents")) == 1
     assert "deploytest-secret" not in "".join(p.tail() for p in deployment.processes.values())
+    print(deployment.timings())  # shown with `pytest -rP`: where the time goes

@@ -2,18 +2,15 @@
 
 `DagsterDeployment` starts `dagster code-server start` (gRPC), `dagster-daemon run` and `dagster-webserver`
 on a PostgreSQL-backed instance derived from `deploy/dagster.postgres.yaml`, each in its own process group
-with its output in a log file. Every process group ever started (run workers included: they are children
-of the code server) is killed at teardown, at interpreter exit, and, for the direct children, when the test
-process itself dies (Linux parent-death signal). Ports are chosen free; readiness is polled, never slept.
+with its output in a log file (`plugins/processes.py`: every process group ever started, run workers
+included as children of the code server, is killed at teardown, at interpreter exit, and, for the direct
+children, when the test process itself dies). Ports are chosen free; readiness is polled, never slept.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +18,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -29,138 +26,13 @@ import yaml
 from sqlalchemy import create_engine, make_url, text
 
 from drift_pipeline_tests.plugins.persistence import PG_ADMIN_URL
+from drift_pipeline_tests.plugins.processes import ROOT, ManagedProcess, T, free_port, port_open, wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 LOCATION = "drift_pipeline"
 REPOSITORY = "__repository__"
 # A loaded 2-core machine shared with other test sessions: imports alone can take half a minute.
 START_TIMEOUT_S = float(os.environ.get("DRIFT_PIPELINE_TEST_START_TIMEOUT", "240"))
-LOG_TAIL_CHARS = 6000
-T = TypeVar("T")
-
-_LIVE_GROUPS: set[int] = set()
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (the OS picks it; the server binds it moments later)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def wait_until(what: str, probe: Callable[[], T | None], timeout_s: float, *, every_s: float = 1.0) -> T:
-    """Poll `probe` until it returns something truthy; fail the test with `what` after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    last_error: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = probe()
-            if value:
-                return value
-        except Exception as exc:  # a server still starting refuses connections: keep polling
-            last_error = exc
-        time.sleep(every_s)
-    pytest.fail(
-        f"timed out after {timeout_s:.0f} s waiting for {what}" + (f" (last error: {last_error})" if last_error else "")
-    )
-
-
-def _prctl() -> Callable[[int, int], int] | None:
-    try:
-        import ctypes
-
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):  # not Linux: teardown and atexit still stop everything
-        return None
-
-
-# Looked up in the parent: between fork and exec the child should do as little as possible.
-_PRCTL = _prctl()
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the test process dies, so a killed pytest leaves no server.
-
-    (Linux ties the signal to the thread that started the child: the servers are started from the test's
-    main thread.)
-    """
-    if _PRCTL is not None:
-        _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def _kill_group(pgid: int, grace_s: float) -> None:
-    """SIGTERM the process group, then SIGKILL whatever is left after `grace_s`."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            _LIVE_GROUPS.discard(pgid)
-            return
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
-    _LIVE_GROUPS.discard(pgid)
-
-
-@atexit.register
-def _kill_leftovers() -> None:
-    for pgid in list(_LIVE_GROUPS):
-        _kill_group(pgid, grace_s=2)
-
-
-@dataclass
-class ManagedProcess:
-    """One server process in its own session (process group), its output appended to `log`."""
-
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    log: Path
-    popen: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with self.log.open("ab") as out:
-            out.write(f"\n=== start {' '.join(self.argv)}\n".encode())
-            out.flush()
-            self.popen = subprocess.Popen(  # the log file is inherited: the child keeps writing after we close ours
-                self.argv,
-                cwd=ROOT,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
-        _LIVE_GROUPS.add(self.popen.pid)
-
-    @property
-    def alive(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
-
-    def stop(self, grace_s: float = 20) -> None:
-        """Stop the whole process group (the server and everything it spawned)."""
-        if self.popen is not None:
-            _kill_group(self.popen.pid, grace_s)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.popen.wait(timeout=5)
-
-    def tail(self) -> str:
-        if not self.log.exists():
-            return "(no output)"
-        data = self.log.read_bytes()[-LOG_TAIL_CHARS:]
-        return data.decode("utf-8", "replace")
 
 
 @dataclass
@@ -172,7 +44,18 @@ class DagsterDeployment:
     code_port: int = field(default_factory=free_port)
     web_port: int = field(default_factory=free_port)
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
+    phases: list[tuple[str, float]] = field(default_factory=list)  # (what, seconds since the last phase)
     _client: Any = None
+    _phase_started: float = field(default_factory=time.monotonic)
+
+    def phase(self, label: str) -> None:
+        """Note that `label` just ended, for `timings()` (where a slow deployment test spends its time)."""
+        now = time.monotonic()
+        self.phases.append((label, now - self._phase_started))
+        self._phase_started = now
+
+    def timings(self) -> str:
+        return "\n".join(f"{seconds:7.1f} s  {label}" for label, seconds in self.phases)
 
     @property
     def dagster_home(self) -> Path:
