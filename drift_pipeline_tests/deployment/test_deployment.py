@@ -15,6 +15,7 @@ alert reaches a local receiver.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +52,14 @@ REFUSAL = "I'm sorry, but I can't help with that."
 
 
 class Provider:
-    """The provider's behaviour: helpful answers that follow the question, until the pinned id is silently
-    changed to refuse everything (same model id, as a hosted provider may do)."""
+    """The provider's behaviour on a real local OpenAI-compatible server: helpful answers that follow the
+    question, until the pinned id is silently changed to refuse everything (same model id, as a hosted
+    provider may do)."""
 
-    def __init__(self) -> None:
+    def __init__(self, server: FakeOpenAI) -> None:
+        self.server = server
         self.pinned_drifted = False
+        server.answer = self.answer
 
     def answer(self, model: str, messages: list[dict[str, Any]]) -> str:
         question = str(messages[-1].get("content", "")) if messages else ""
@@ -85,7 +89,7 @@ def traffic(day: str) -> str:
     )
 
 
-def onboard(deployment: DagsterDeployment, provider: FakeOpenAI, folder: Path) -> None:
+def onboard(deployment: DagsterDeployment, provider: Provider, folder: Path) -> None:
     """Registry, tenant, manifest and a day of traffic, all through the CLI."""
     from datetime import UTC, datetime
 
@@ -96,17 +100,17 @@ def onboard(deployment: DagsterDeployment, provider: FakeOpenAI, folder: Path) -
     )
     (folder / "traffic.jsonl").write_text(traffic(datetime.now(UTC).date().isoformat()) + "\n")
     deployment.cli("init")
-    provider.models = [PINNED]
-    deployment.cli("registry", "add", "openai", PINNED, "--api-base", provider.api_base)
+    provider.server.models = [PINNED]
+    deployment.cli("registry", "add", "openai", PINNED, "--api-base", provider.server.api_base)
     deployment.cli("tenants", "add", TENANT)
     deployment.cli("pin", TENANT, AGENT, PINNED, "--threshold", "0.05", "--config", str(agent))
     report = json.loads(deployment.cli("ingest", str(folder / "traffic.jsonl"), "--format", "jsonl", "--json"))
     assert (report["accepted"], report["quarantined"]) == (len(PROMPTS), 0)
 
 
-def register_version(deployment: DagsterDeployment, provider: FakeOpenAI, model_id: str) -> None:
-    provider.models = [*provider.models, model_id]
-    deployment.cli("registry", "add", "openai", model_id, "--api-base", provider.api_base)
+def register_version(deployment: DagsterDeployment, provider: Provider, model_id: str) -> None:
+    provider.server.models = [*provider.server.models, model_id]
+    deployment.cli("registry", "add", "openai", model_id, "--api-base", provider.server.api_base)
 
 
 def wait_for_run(deployment: DagsterDeployment, job: str, tag: tuple[str, str], *, finished: bool) -> api.Run:
@@ -133,19 +137,16 @@ def assert_went_through_the_queue(deployment: DagsterDeployment, run: api.Run) -
 
 
 @pytest.fixture
-def provider() -> Any:
-    fake = FakeOpenAI()
-    behaviour = Provider()
-    fake.answer = behaviour.answer
-    fake.behaviour = behaviour  # type: ignore[attr-defined]
-    yield fake
-    fake.server.shutdown()
-    fake.server.server_close()
+def provider() -> Iterator[Provider]:
+    server = FakeOpenAI()
+    yield Provider(server)
+    server.server.shutdown()
+    server.server.server_close()
 
 
 def test_sensor_to_alert_across_separate_processes_and_a_code_server_restart(
     dagster_deployment: Any,
-    provider: FakeOpenAI,
+    provider: Provider,
     alert_receiver: AlertReceiver,
     s3_endpoint: str,
     s3_bucket: str,
@@ -243,7 +244,7 @@ def test_sensor_to_alert_across_separate_processes_and_a_code_server_restart(
 
     # The provider silently changes what the pinned id serves: the daemon's silent_change_sensor probes
     # notice, its replay (a fresh window: no cached answer reused) fails the blocking check.
-    provider.behaviour.pinned_drifted = True  # type: ignore[attr-defined]
+    provider.pinned_drifted = True
     drifted = wait_for_run(deployment, "replay_job", ("drift_pipeline/reason", "silent-change"), finished=True)
     assert drifted.status == "FAILURE", drifted  # the blocking check fails the run
     assert drifted.tags["dagster/sensor_name"] == "silent_change_sensor"
