@@ -15,7 +15,7 @@ alert reaches a local receiver.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ import pytest
 
 from drift_pipeline.alerts.receiver import AlertReceiver
 from drift_pipeline_tests.plugins import webserver_api as api
-from drift_pipeline_tests.plugins.deployment import DagsterDeployment
+from drift_pipeline_tests.plugins.deployment import LOCATION, REPOSITORY, DagsterDeployment
 from drift_pipeline_tests.plugins.providers import FakeOpenAI
 
 pytestmark = [pytest.mark.deployment, pytest.mark.postgres, pytest.mark.timeout(2400)]
@@ -145,7 +145,7 @@ def provider() -> Iterator[Provider]:
 
 
 def test_sensor_to_alert_across_separate_processes_and_a_code_server_restart(
-    dagster_deployment: Any,
+    dagster_deployment: Callable[[dict[str, str]], DagsterDeployment],
     provider: Provider,
     alert_receiver: AlertReceiver,
     s3_endpoint: str,
@@ -158,7 +158,7 @@ def test_sensor_to_alert_across_separate_processes_and_a_code_server_restart(
         f"  - {{type: webhook, name: incident-bus, url: '{alert_receiver.url('/incidents')}', secret: '${{{SECRET_ENV}}}'}}\n"
         "retry: {attempts: 3, backoff_s: 0.1}\n"
     )
-    deployment: DagsterDeployment = dagster_deployment(
+    deployment = dagster_deployment(
         {
             "DRIFT_PIPELINE_STORAGE_URL": f"s3://{s3_bucket}/deployment",
             "DRIFT_PIPELINE_S3_ENDPOINT_URL": s3_endpoint,
@@ -203,8 +203,8 @@ def test_sensor_to_alert_across_separate_processes_and_a_code_server_restart(
     # A baseline through the API (the launchpad's path), then a new version through the CLI.
     baseline_run = deployment.graphql.submit_job_execution(
         "baseline_job",
-        repository_location_name="drift_pipeline",
-        repository_name="__repository__",
+        repository_location_name=LOCATION,
+        repository_name=REPOSITORY,
         run_config={"ops": {"behavioral_baselines": {"config": {"max_prompts": len(PROMPTS)}}}},
         tags={"dagster/partition": TENANT},
     )
