@@ -33,9 +33,10 @@ test: $(STAMP)
 	$(BIN)/pytest
 
 # The live system on the demo's instance: webserver, daemon (schedules, sensors, run queue) and code server.
-# HOOK(issue 17, branch uia): start the drift report server (127.0.0.1) here, next to `dagster dev`.
+# The read-only report server (127.0.0.1:3080, where the UI's report links point) runs beside it and stops with it.
 ui: $(STAMP)
 	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/drift-pipeline reports serve & reports=$$!; trap 'kill $$reports' EXIT; \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 bench: $(STAMP)

@@ -22,4 +22,5 @@ pytest_plugins = [
     "drift_pipeline_tests.plugins.cli",
     "drift_pipeline_tests.plugins.embedding_server",
     "drift_pipeline_tests.plugins.browser",
+    "drift_pipeline_tests.plugins.deployment",
 ]

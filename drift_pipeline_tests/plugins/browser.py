@@ -182,7 +182,7 @@ def screenshots(url: str, out: Path, blocked_run_id: str | None) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     views = dict(VIEWS)
     if blocked_run_id:
-        views["3-blocked-run"] = (f"/runs/{blocked_run_id}", "RUN_FAILURE", None)
+        views["3-blocked-run"] = (f"/runs/{blocked_run_id}", "RUN_SUCCESS", None)
     shots = []
     with browser() as instance:
         page = new_page(instance)
@@ -199,16 +199,16 @@ def screenshots(url: str, out: Path, blocked_run_id: str | None) -> list[Path]:
 
 
 def blocked_run(dagster_home: Path) -> str | None:
-    """The newest failed run of the instance (the one the drift check blocked), if any."""
+    """The newest run a drift check blocked (tagged `drift_pipeline/verdict=DRIFT`), if any."""
     import dagster as dg
 
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     with dg.DagsterInstance.get() as instance:
-        runs = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]), limit=1)
+        runs = instance.get_runs(dg.RunsFilter(tags={"drift_pipeline/verdict": "DRIFT"}), limit=1)
         return runs[0].run_id if runs else None
 
 
-def run_demo(home: Path, log: Path) -> None:
+def run_demo(home: Path, log: Path, *, report_base_url: str | None = None) -> None:
     """`drift-pipeline demo` on a fresh home, as `make demo` runs it (its own process, the instance in home/dagster)."""
     (home / "dagster").mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "dagster.yaml", home / "dagster" / "dagster.yaml")
@@ -219,6 +219,7 @@ def run_demo(home: Path, log: Path) -> None:
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         "HF_HUB_OFFLINE": "1",
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        **({"DRIFT_PIPELINE_REPORT_BASE_URL": report_base_url} if report_base_url else {}),
     }
     cli = Path(sys.executable).with_name("drift-pipeline")
     with log.open("wb") as out:
@@ -237,20 +238,34 @@ def run_demo(home: Path, log: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def report_port() -> int:
+    """The port of the session's report server: the demo's report links point at it (as `make ui`'s 3080)."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def demo_home(tmp_path_factory: pytest.TempPathFactory, report_port: int) -> Path:
     """A home the demo filled: a drifted tenant (acme), a blocked run, reports, schedules and sensors."""
     if os.environ.get(DEMO_HOME_ENV):
         return Path(os.environ[DEMO_HOME_ENV]).resolve()
     home = tmp_path_factory.mktemp("ui-demo")
-    run_demo(home / "home", home / "demo.log")
+    run_demo(home / "home", home / "demo.log", report_base_url=f"http://127.0.0.1:{report_port}")
     return home / "home"
 
 
 @pytest.fixture(scope="session")
-def dagster_ui(demo_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev]:
-    """`dagster dev` (webserver, daemon, code server) on the demo's instance, for the whole session."""
-    with dagster_dev(demo_home, tmp_path_factory.mktemp("ui-dev") / "dagster-dev.log") as dev:
-        yield dev
+def dagster_ui(demo_home: Path, tmp_path_factory: pytest.TempPathFactory, report_port: int) -> Iterator[DagsterDev]:
+    """`dagster dev` (webserver, daemon, code server) on the demo's instance, and the read-only report server
+    its links open, for the whole session (what `make ui` starts)."""
+    from drift_pipeline.persistence.objects import ObjectStore
+    from drift_pipeline.persistence.report_server import ReportServer
+
+    reports = ReportServer(ObjectStore(str(demo_home / "data")), "127.0.0.1", report_port).start()
+    try:
+        with dagster_dev(demo_home, tmp_path_factory.mktemp("ui-dev") / "dagster-dev.log") as dev:
+            yield dev
+    finally:
+        reports.close()
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,8 @@ class FakeOpenAI:
     """A real HTTP server speaking the two OpenAI endpoints discovery uses: `/v1/models` and chat completions.
 
     `models` is what it lists; `serves` maps a requested (alias) name to the model id it reports serving;
-    `reply` is every answer's text (or a function of the last user message). With `logprobs` set (token -> log-probability of the first answer token),
+    `reply` is every answer's text (or a function of the last user message); `script(model, messages)`, when
+    set, answers instead (a provider whose behaviour depends on the model asked). With `logprobs` set (token -> log-probability of the first answer token),
     a request with `logprobs=true` gets them back, OpenAI-style (`top_logprobs` most likely first); left
     None, the server ignores the parameter and returns none, as many providers do. `bodies` keeps the
     JSON of every completion request.
@@ -26,6 +27,7 @@ class FakeOpenAI:
         self.models: list[str] = []
         self.serves: dict[str, str] = {}
         self.reply: str | Callable[[str], str] = "pong"
+        self.script: Callable[[str, list[dict[str, Any]]], str] | None = None
         self.logprobs: dict[str, float] | None = None
         self.requests: list[tuple[str, str]] = []
         self.bodies: list[dict[str, Any]] = []
@@ -38,7 +40,9 @@ class FakeOpenAI:
         return f"http://{host}:{port}/v1"
 
     def answer(self, body: dict[str, Any]) -> str:
-        """`reply`, or `reply(last user message)` when it is a function (answers that vary per prompt)."""
+        """`script(model, messages)` when set, else `reply`, or `reply(last user message)` when it is a function."""
+        if self.script is not None:
+            return str(self.script(str(body["model"]), list(body.get("messages") or [])))
         if callable(self.reply):
             return str(self.reply(str(body["messages"][-1].get("content", ""))))
         return self.reply

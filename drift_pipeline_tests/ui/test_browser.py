@@ -8,19 +8,16 @@ and asserts on what the page shows, never on partition-key formats or layout siz
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from drift_pipeline.definitions import defs
-from drift_pipeline_tests.plugins.browser import UI_TIMEOUT_MS, DagsterDev, dismiss_popups
+from drift_pipeline_tests.plugins.browser import UI_TIMEOUT_MS, DagsterDev, blocked_run, dismiss_popups
 
 # The first test also waits for the session's demo (minutes on a loaded 2-core machine).
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(2400)]
-
-# What the `uia` branch builds (report links and server, per-tenant status, block wording). Remove this
-# marker once it is merged: these tests then hold the UI to issue 17.
-NEEDS_UI_CONTENT = pytest.mark.xfail(reason="issue 17 UI content (report links, per-tenant status) not merged yet")
 
 DRIFTED, AGENT, STEADY = "acme", "extractor", "globex"
 
@@ -42,7 +39,7 @@ def test_a_failed_drift_check_shows_the_tenant_agent_and_reason(ui_page: Page, d
     ui_page.get_by_text("Execution history", exact=True).first.click()
     failed = ui_page.get_by_role("row").filter(has_text="Failed").filter(has_text=f"{DRIFTED}/{AGENT}")
     expect(failed.first).to_be_visible(timeout=UI_TIMEOUT_MS)
-    expect(failed.first).to_contain_text("threshold")
+    expect(failed.first).to_contain_text("margin")  # the figure with its margin: "similarity -0.75 (margin ±0.05 ..."
     # The steady tenant's evaluations passed: the failure is about the tenant that drifted, not everyone.
     steady = ui_page.get_by_role("row").filter(has_text=STEADY)
     expect(steady.first).to_contain_text("Passed")
@@ -59,9 +56,16 @@ def test_the_runs_are_the_code_locations_named_jobs(ui_page: Page, dagster_ui: D
     assert not main.get_by_text("__ASSET_JOB").count(), "an anonymous asset-selection run in the demo"
 
 
-def test_the_blocked_run_is_listed_as_a_failure_of_replay_job(ui_page: Page, dagster_ui: DagsterDev) -> None:
-    open_view(ui_page, dagster_ui, "/locations/drift_pipeline/jobs/replay_job/runs", "replay_job")
-    expect(ui_page.get_by_text("Failure").first).to_be_visible(timeout=UI_TIMEOUT_MS)
+def test_a_drift_reads_as_a_block_not_a_crash(ui_page: Page, dagster_ui: DagsterDev, demo_home: Path) -> None:
+    """The drifted replay_job run succeeded (a finding, not a crash) and says what it blocked, with figures."""
+    run_id = blocked_run(demo_home / "dagster")
+    assert run_id, "the demo left no run tagged drift_pipeline/verdict=DRIFT"
+    open_view(ui_page, dagster_ui, f"/runs/{run_id}", "replay_job")
+    expect(ui_page.get_by_text(re.compile(r"blocked by drift_within_threshold for acme/")).first).to_be_visible(
+        timeout=UI_TIMEOUT_MS
+    )
+    expect(ui_page.get_by_text("Success").first).to_be_visible(timeout=UI_TIMEOUT_MS)
+    expect(ui_page.get_by_text("DagsterAssetCheckFailedError")).to_have_count(0)
 
 
 def test_schedules_and_sensors_show_their_default_state(ui_page: Page, dagster_ui: DagsterDev) -> None:
@@ -81,7 +85,6 @@ def test_schedules_and_sensors_show_their_default_state(ui_page: Page, dagster_u
             expect(toggle, f"{name} should be stopped").not_to_be_checked()
 
 
-@NEEDS_UI_CONTENT
 def test_the_drifted_tenant_is_visible_from_the_asset_overview(ui_page: Page, dagster_ui: DagsterDev) -> None:
     open_view(ui_page, dagster_ui, "/assets/drift_report", "Latest materialization")
     # The tenant together with what happened to it, not merely its name somewhere in the metadata.
@@ -89,7 +92,6 @@ def test_the_drifted_tenant_is_visible_from_the_asset_overview(ui_page: Page, da
     expect(ui_page.get_by_text(status).first).to_be_visible(timeout=UI_TIMEOUT_MS)
 
 
-@NEEDS_UI_CONTENT
 def test_a_report_link_opens_the_html_report(ui_page: Page, dagster_ui: DagsterDev) -> None:
     open_view(ui_page, dagster_ui, "/assets/drift_report", "Latest materialization")
     link = ui_page.get_by_role("link", name=re.compile(r"\.html$")).first
