@@ -126,7 +126,10 @@ def test_backends_are_chosen_by_settings(monkeypatch: pytest.MonkeyPatch, embedd
     sized = Settings(**{**remote.model_dump(include={"embedding_backend", "embedding_model", "embedding_url"})},
                      embedding_dimensions=DIM)  # fmt: skip
     assert embeddings.backend(sized).id == f"openai-compatible/hash-64/dim={DIM}"
-    with pytest.raises(InvalidInputError, match=r"unknown backend .tei.; use one of local, onnx, onnx-int8, openai-compatible, torch-bf16"):
+    with pytest.raises(
+        InvalidInputError,
+        match=r"unknown backend .tei.; use one of local, onnx, onnx-int8, openai-compatible, torch-bf16",
+    ):
         embeddings.backend(Settings(embedding_backend="tei"))
     with pytest.raises(
         InvalidInputError, match="needs DRIFT_PIPELINE_EMBEDDING_MODEL and DRIFT_PIPELINE_EMBEDDING_URL"
