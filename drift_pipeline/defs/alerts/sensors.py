@@ -63,15 +63,14 @@ def _text_value(value: Any) -> str | None:
     return str(raw) if raw else None
 
 
-def _send_run_alerts(context: dg.RunStatusSensorContext, drift_store: DriftStore) -> dg.SkipReason | None:
+def _send_run_alerts(context: dg.RunStatusSensorContext, drift_store: DriftStore) -> None:
+    # Returns nothing: a run status sensor that matched a run may not also return a SkipReason (Dagster
+    # fails the tick, and the sensor then retries that run for ever, so no later run is ever alerted).
     store = drift_store.get()
     router = AlertRouter(store, load_channel_config(), actor=ACTOR_ALERTS)
     summary = alerts_for_run(context.instance, context.dagster_run.run_id, router)
-    for line in summary.outcomes:
+    for line in summary.outcomes or ["no drift check ran in this run"]:
         context.log.info(line)
-    if not summary.tenants:
-        return dg.SkipReason("no drift check ran in this run")
-    return None
 
 
 @dg.run_status_sensor(
@@ -80,8 +79,8 @@ def _send_run_alerts(context: dg.RunStatusSensorContext, drift_store: DriftStore
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="After a successful run: tenant-scoped alerts for failed drift checks (a DRIFT on drift_within_threshold, ERROR, is a finding and does not fail its run; an INCONCLUSIVE WARN is not an incident), and resolution for agents whose checks passed.",
 )
-def drift_check_alerts(context: dg.RunStatusSensorContext, drift_store: DriftStore) -> dg.SkipReason | None:
-    return _send_run_alerts(context, drift_store)
+def drift_check_alerts(context: dg.RunStatusSensorContext, drift_store: DriftStore) -> None:
+    _send_run_alerts(context, drift_store)
 
 
 @dg.run_failure_sensor(
@@ -89,5 +88,5 @@ def drift_check_alerts(context: dg.RunStatusSensorContext, drift_store: DriftSto
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="After a failed run (a step broke after the checks ran): the same tenant-scoped alerts for its failed drift checks, so a crash never swallows a finding.",
 )
-def drift_check_failure_alerts(context: dg.RunFailureSensorContext, drift_store: DriftStore) -> dg.SkipReason | None:
-    return _send_run_alerts(context, drift_store)
+def drift_check_failure_alerts(context: dg.RunFailureSensorContext, drift_store: DriftStore) -> None:
+    _send_run_alerts(context, drift_store)
