@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from drift_pipeline.errors import InvalidInputError
@@ -76,7 +76,8 @@ class Settings(BaseSettings):
     )
     # Embeddings (docs/scoring.md, "Embedding backends" and "The embedding store").
     embedding_backend: str = Field(
-        "local", pattern=r"^[a-z][a-z0-9-]{0,31}$", description="`local` (in-process MiniLM) or `openai-compatible`."
+        "local",
+        description="`local` (in-process MiniLM, the fp32 reference), `onnx`, `onnx-int8`, `torch-bf16` or `openai-compatible`.",
     )
     embedding_model: str | None = Field(
         None, max_length=200, description="Model name the embedding server serves (remote backends)."
@@ -92,6 +93,14 @@ class Settings(BaseSettings):
     )
     # The offline model.
     llm_threads: int | None = Field(None, ge=1, description="Torch threads for the offline model's generation.")
+
+    @field_validator("embedding_backend")
+    @classmethod
+    def _backend_name(cls, value: str) -> str:
+        # fullmatch, not `$`: a name is a cache-key component and must not end in a newline.
+        if not re.fullmatch(r"[a-z][a-z0-9-]{0,31}", value):
+            raise ValueError("a lowercase backend name (letters, digits and '-', at most 32)")
+        return value
 
     @model_validator(mode="after")
     def _defaults_under_home(self) -> Settings:

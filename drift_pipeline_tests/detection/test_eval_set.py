@@ -10,7 +10,7 @@ import pytest
 
 from drift_pipeline.detection.decisions import extract, prompt_spec
 from drift_pipeline.detection.dimensions.non_answer import non_answers
-from drift_pipeline.detection.embeddings import Embedder, EmbeddingCache
+from drift_pipeline.detection.embeddings import Backend, Embedder
 from drift_pipeline.detection.non_answer import training_set
 
 EVAL_SET = Path(__file__).resolve().parents[2] / "benchmarks" / "eval_set"
@@ -80,7 +80,7 @@ def test_non_answer_classifier_is_fitted_for_an_embedding_model_it_was_not_shipp
     from drift_pipeline.detection import non_answer
 
     assert non_answer.shipped("another-model") is None
-    other = Embedder(EmbeddingCache(model_name="another-model"), model=embedder.model)
+    other = Embedder(model=embedder.model, backend=Backend("another-model", lambda: embedder.model, 384))
     fitted = non_answer.classifier(other)
     assert fitted is not non_answer.shipped(embedder.cache.model_name)
     assert non_answer.predict(["I have no personal opinions; it depends on your values."], other) == ["non_answer"]

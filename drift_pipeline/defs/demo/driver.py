@@ -205,11 +205,9 @@ def run(console: Console, *, on_step: Callable[[str], None] | None = None) -> De
 
 
 # Expected findings (a DRIFT check is red, its run tagged, not failed) are shown in the tables; a real
-# step failure still stops the demo with its error. One process per run: the model loads once, not per step.
-QUIET = {
-    "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
-    "execution": {"config": {"in_process": {}}},
-}
+# step failure still stops the demo with its error. The jobs run in process (defs/detection/jobs.py): the
+# model loads once per run, not per step.
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def _dagster_story(

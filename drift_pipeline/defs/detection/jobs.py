@@ -36,6 +36,7 @@ sampling_job = dg.define_asset_job(
     selection=SAMPLE,
     description="Sample one tenant-day's traffic: anonymised, stratified, near-duplicate-free (no replay, no model call).",
     tags={"drift_pipeline/kind": "sampling"},
+    executor_def=EXECUTOR,
 )
 
 baseline_job = dg.define_asset_job(
