@@ -159,12 +159,6 @@ def dismiss_popups(page: Page) -> None:
         skip.first.wait_for(state="hidden")
 
 
-def _clear_overlay(page: Page) -> None:
-    dismiss_popups(page)
-    if page.locator(".dagster-backdrop").count():
-        page.keyboard.press("Escape")
-
-
 # name -> (path, text to wait for, tab to click first or None)
 VIEWS = {
     "1-drift_report-overview": ("/assets/drift_report", "Latest materialization", None),
@@ -287,9 +281,6 @@ def ui_page(ui_browser: Browser, request: pytest.FixtureRequest, tmp_path: Path)
     context = ui_browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
     page.set_default_timeout(UI_TIMEOUT_MS)
-    # A Dagster dialog (the community prompt) can open after a view loaded, over the element a test is about
-    # to click: Playwright runs this handler whenever the backdrop shows up before an action.
-    page.add_locator_handler(page.locator(".dagster-backdrop").first, lambda: _clear_overlay(page))
     yield page
     context.close()
 
