@@ -61,7 +61,8 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             objects.write_bytes(self._path(context, day=day, partition_key=key), _parquet(part))
         meta: dict[str, Any] = {"day": day} if day else {}
         if len(keys) == 1:
-            meta |= {"uri": dg.MetadataValue.path(objects.uri(self._path(context, day=day))), "rows": len(obj)}
+            # The key under the configured object storage, as text: a local path is not a link a browser can open.
+            meta |= {"object_key": dg.MetadataValue.text(self._path(context, day=day)), "rows": len(obj)}
         else:
             meta |= {"shard_tenants": len(keys), "shard_rows": len(obj)}
         context.add_output_metadata(meta)

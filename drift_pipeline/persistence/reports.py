@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from drift_pipeline.errors import IntegrityError, InvalidInputError, NotFoundError, RefusedError
@@ -158,6 +158,36 @@ def latest(store: Store, tenant_id: str, agent_id: str, model_id: str, kind: str
     with store.session() as session:
         row = session.execute(query).scalar_one_or_none()
         return None if row is None else _info(row)
+
+
+def latest_per_subject(store: Store, *, kind: str = "drift", since: datetime) -> list[ReportInfo]:
+    """The newest stored report of each (tenant, agent, model) recorded since `since` (not verified)."""
+    newest = (
+        select(
+            StoredReport.tenant_id,
+            StoredReport.agent_id,
+            StoredReport.model_id,
+            func.max(StoredReport.created_at).label("created_at"),
+        )
+        .where(StoredReport.kind == kind, StoredReport.created_at >= since)
+        .group_by(StoredReport.tenant_id, StoredReport.agent_id, StoredReport.model_id)
+        .subquery()
+    )
+    query = (
+        select(StoredReport)
+        .join(
+            newest,
+            and_(
+                StoredReport.tenant_id == newest.c.tenant_id,
+                StoredReport.agent_id == newest.c.agent_id,
+                StoredReport.model_id == newest.c.model_id,
+                StoredReport.created_at == newest.c.created_at,
+            ),
+        )
+        .where(StoredReport.kind == kind)
+    )
+    with store.session() as session:
+        return [_info(row) for row in session.execute(query).scalars()]
 
 
 def verify(

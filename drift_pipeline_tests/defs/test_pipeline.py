@@ -293,6 +293,20 @@ def assert_ui_metadata(check: dg.AssetCheckEvaluation, run: dg.ExecuteInProcessR
     assert effects and all(isinstance(v, float) and v == round(v, 4) for v in effects.values())
     assert {k for k in meta if k.startswith("effect/")} <= set(shown)  # the same keys on check and asset
     assert all(str(u).startswith("http") for k, u in shown.items() if k.startswith("report/"))
+    # Whichever tenant materialized last, its overview lists every tenant agent that drifted or is undecided,
+    # with the figure behind it and its report.
+    verdict = meta["verdict"]
+    rows = [
+        r.data for r in shown["needs_attention"].records if (r.data["tenant"], r.data["agent"]) == (CONSENTING, AGENT)
+    ]
+    if verdict == "EQUIVALENT":
+        assert not rows, rows
+    else:
+        [row] = rows
+        assert row["verdict"] == verdict and row["report"].startswith("http"), row
+        assert re.match(r"\w+ [-+]\d\.\d{3} \(margin" if verdict == "DRIFT" else r"not decided: ", row["why"]), row
+    assert shown[f"tenant_agents/{verdict.lower()}"] >= 1 and "object_key" in shown and "uri" not in shown
+    assert re.match(r"\d+ drifted, \d+ inconclusive, \d+ equivalent of \d+ tenant agents", shown["latest_verdicts"])
 
 
 def read_parquet(objects: ObjectStore, rel: str) -> pd.DataFrame:

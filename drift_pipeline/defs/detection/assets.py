@@ -5,6 +5,7 @@ partitioning (per tenant; the day is the run's `drift_pipeline/day` tag), lineag
 """
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
@@ -16,7 +17,7 @@ from drift_pipeline.defs.report_links import report_links
 from drift_pipeline.defs.resources import LOOKBACK_DAYS, DriftStore, ObjectStorage
 from drift_pipeline.defs.runs import CANDIDATES_TAG, REASON_TAG, WINDOW_TAG
 from drift_pipeline.defs.traffic.assets import GROUP, OWNERS
-from drift_pipeline.detection import baselines, embeddings, shadow, top_up, wording
+from drift_pipeline.detection import baselines, embeddings, latest_verdicts, shadow, top_up, wording
 from drift_pipeline.identifiers import model_key
 from drift_pipeline.persistence import reports
 from drift_pipeline.persistence.db import Store
@@ -186,6 +187,7 @@ def divergence(
     store, objects = drift_store.get(), object_storage.get()
     day = run_day(context.instance, context.run)
     scores, reports_ = [], []
+    tenant_metadata: dict[str, dict[str, object]] = {}
     for tenant_id in tenant_ids(context):
         replays = shadow_replays[shadow_replays["tenant_id"] == tenant_id] if len(shadow_replays) else shadow_replays
         tenant_scores, report, plots, verdicts, figures = _score_tenant(
@@ -197,13 +199,18 @@ def divergence(
             asset_key="divergence_scores",
             partition_key=tenant_id,
         )
-        context.add_asset_metadata(
-            {"tenant_id": tenant_id, "day": day, **report_metadata(report, verdicts, plots, links, figures)},
-            asset_key="drift_report",
-            partition_key=tenant_id,
-        )
+        tenant_metadata[tenant_id] = {
+            "tenant_id": tenant_id,
+            "day": day,
+            **report_metadata(report, verdicts, plots, links, figures),
+        }
         scores += tenant_scores
         reports_.append(report)
+    # Read back after this step's reports are stored: whichever tenant materialized last, its overview
+    # answers "who drifted last night?" for the whole fleet.
+    across = latest_verdicts_metadata(latest_verdicts.summary(store, now=datetime.now(UTC)), objects, context.log)
+    for tenant_id, metadata in tenant_metadata.items():
+        context.add_asset_metadata({**across, **metadata}, asset_key="drift_report", partition_key=tenant_id)
     yield dg.Output(pd.concat(scores, ignore_index=True) if scores else pd.DataFrame(), output_name="divergence_scores")
     yield dg.Output(
         pd.concat([r for r in reports_ if len(r)], ignore_index=True)
@@ -312,6 +319,52 @@ def report_metadata(
     }
 
 
+ATTENTION_COLUMNS = [
+    dg.TableColumn("tenant"),
+    dg.TableColumn("agent"),
+    dg.TableColumn("model"),
+    dg.TableColumn("verdict", description="DRIFT or INCONCLUSIVE (equivalent tenant agents are only counted)"),
+    dg.TableColumn("why", description="the drifted dimensions' figures, or what an inconclusive one lacks"),
+    dg.TableColumn("report", description="its HTML report"),
+]
+
+
+def latest_verdicts_metadata(
+    latest: latest_verdicts.LatestVerdicts, objects: ObjectStore, log: object = None
+) -> dict[str, object]:
+    """Every tenant agent's latest pinned-model verdict: the ones needing attention listed, all counted.
+
+    A table, not Markdown: Dagster shows it inline at any length and renders its cells as plain text, so a
+    stored value cannot add a link or HTML. `tenant_agents/<verdict>` are plain counts on every
+    materialization, so the Plots tab draws the fleet's drifted and inconclusive tenant agents per night.
+    """
+    links = report_links(objects, sorted({s.html_uri for s in latest.attention if s.html_uri}), log)
+    counts = {v: latest.counts.get(v, 0) for v in (wording.DRIFT, wording.INCONCLUSIVE, wording.EQUIVALENT)}
+    listed = f"; {len(latest.attention)} listed, {latest.more} more not shown" if latest.more else ""
+    records = [
+        dg.TableRecord(
+            {
+                "tenant": s.tenant_id,
+                "agent": s.agent_id,
+                "model": s.model_id,
+                "verdict": s.verdict,
+                "why": s.why,
+                "report": links.get(s.html_uri or "", ""),
+            }
+        )
+        for s in latest.attention
+    ]
+    return {
+        "latest_verdicts": (
+            f"{counts[wording.DRIFT]} drifted, {counts[wording.INCONCLUSIVE]} inconclusive, "
+            f"{counts[wording.EQUIVALENT]} equivalent of {latest.total} tenant agents "
+            f"(each one's latest verdict on its pinned model since {latest.since:%Y-%m-%d %H:%M} UTC{listed})"
+        ),
+        "needs_attention": dg.MetadataValue.table(records, dg.TableSchema(ATTENTION_COLUMNS)),
+        **{f"tenant_agents/{v.lower()}": n for v, n in counts.items()},
+    }
+
+
 def _link_name(report: pd.DataFrame, uri: str) -> str:
     row = report[report["html_uri"] == uri].iloc[0]
     return f"{row['agent_id']}/{row['role']}/{model_key(str(row['model_id']))}"
@@ -327,7 +380,7 @@ def _replay_scope(context: dg.AssetExecutionContext, day: str) -> tuple[list[str
 
 def _record_report(store: Store, objects: ObjectStore, drift: shadow.AgentDrift, *, actor: str) -> None:
     """Store the report with its hash (and object copy): only stored reports can answer evidence."""
-    body = {**drift.result.report, "report_uri": drift.report_uri, "html_uri": drift.html_uri}
+    body = {**drift.result.report, "role": drift.role, "report_uri": drift.report_uri, "html_uri": drift.html_uri}
     with store.transaction() as session:
         reports.record(
             store,
