@@ -313,6 +313,7 @@ def main() -> None:
     args = parser.parse_args()
     home = args.home.resolve()
     run_id = blocked_run(home / "dagster")
+    args.out.mkdir(parents=True, exist_ok=True)
     with dagster_dev(home, args.out.resolve() / "dagster-dev.log") as dev:
         for shot in screenshots(dev.url, args.out.resolve(), run_id):
             print(shot)
