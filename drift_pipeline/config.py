@@ -76,8 +76,8 @@ class Settings(BaseSettings):
     )
     # Embeddings (docs/scoring.md, "Embedding backends" and "The embedding store").
     embedding_backend: str = Field(
-        "local",
-        description="`local` (in-process MiniLM, the fp32 reference), `onnx`, `onnx-int8`, `torch-bf16` or `openai-compatible`.",
+        "auto",
+        description="`auto` (`torch-bf16` on CPUs with bf16 units, else `local`), `local` (in-process MiniLM, the fp32 reference), `onnx`, `onnx-int8`, `torch-bf16` or `openai-compatible`.",
     )
     embedding_model: str | None = Field(
         None, max_length=200, description="Model name the embedding server serves (remote backends)."

@@ -286,8 +286,8 @@ def noise_floor_for(info: BaselineInfo, embedder: Embedder | None) -> NoiseFloor
     floor = info.noise_floor
     measured = info.summary.get("embedding_backend") or embeddings.LOCAL_BACKEND_ID
     current = (embedder.backend if embedder is not None else embeddings.backend()).id
-    if floor is None or measured == current:
-        return floor
+    if floor is None or embeddings.scale_of(measured) == embeddings.scale_of(current):
+        return floor  # the same backend, or two within the error budget of the reference
     log.warning(
         "baseline %s: similarity noise floor measured with %s, not %s: similarity is descriptive until a "
         "new baseline is built",

@@ -14,14 +14,14 @@ from pathlib import Path
 from drift_pipeline.errors import DriftPipelineError
 
 BACKEND = "torch-bf16"
-MODEL_NAME = "all-MiniLM-L6-v2"
-DIMENSION = 384
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
 def backend_id(max_seq_length: int = 256) -> str:
     """Names everything that changes a vector (backend, model, truncation, dimension)."""
-    return f"{BACKEND}/{MODEL_NAME}/max_seq={max_seq_length}/dim={DIMENSION}"
+    from drift_pipeline.detection.embeddings import minilm_id
+
+    return minilm_id(BACKEND, max_seq_length)
 
 
 def supported(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:

@@ -48,8 +48,10 @@ _export_lock = threading.Lock()
 
 def backend_id(backend: str, max_seq_length: int) -> str:
     """Names everything that changes a vector, so caches of two backends or truncations never mix."""
+    from drift_pipeline.detection.embeddings import minilm_id
+
     variant(backend)
-    return f"{backend}/{MODEL_NAME}/max_seq={max_seq_length}/dim={DIMENSION}"
+    return minilm_id(backend, max_seq_length)
 
 
 def variant(backend: str) -> str:

@@ -1,6 +1,7 @@
 """Sentence embeddings: the backend chosen by settings, an in-memory cache, and the persistent store.
 
-The default backend is the offline all-MiniLM-L6-v2 model in-process; `openai-compatible` sends texts to
+The default backend (`auto`) runs the offline all-MiniLM-L6-v2 model in-process, in bf16 where the CPU has
+bf16 matrix units and in fp32 (the reference) elsewhere; `openai-compatible` sends texts to
 an embedding server (`embedding_remote.py`); `BACKENDS` maps each `DRIFT_PIPELINE_EMBEDDING_BACKEND`
 value to a factory. Every cache key is ``sha256(backend id + NUL + text)``, and the backend id names
 everything that changes a vector (backend, model, maximum sequence length, dimension), so vectors of
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSION = 384
 MAX_SEQ_LENGTH = 256  # tokens the local model reads (longer texts are truncated); set explicitly on load
-LOCAL_BACKEND_ID = f"local/{MODEL_NAME}/max_seq={MAX_SEQ_LENGTH}/dim={DIMENSION}"
+LOCAL_BACKEND_ID = f"local/{MODEL_NAME}/max_seq={MAX_SEQ_LENGTH}/dim={DIMENSION}"  # the fp32 reference
 STORE_FLUSH = 512  # new vectors buffered before they are written to the persistent store
 
 
@@ -48,6 +49,27 @@ class Backend:
     id: str
     load: Callable[[], Any]
     dimension: int | None = None
+
+    @property
+    def scale(self) -> str:
+        """Whose similarity scale its vectors are on (`scale_of`)."""
+        return scale_of(self.id)
+
+
+def minilm_id(name: str, max_seq_length: int = MAX_SEQ_LENGTH) -> str:
+    """The id of a backend running the shipped all-MiniLM-L6-v2 weights."""
+    return f"{name}/{MODEL_NAME}/max_seq={max_seq_length}/dim={DIMENSION}"
+
+
+# Backends that run the reference weights within the error budget of the fp32 reference (docs/scoring.md,
+# "Embedding backends and their error budget"): their similarities are on the reference's scale, so a noise
+# floor or the shipped non-answer fit made on one holds on the others. Caches still never mix (`id`).
+WITHIN_BUDGET = frozenset(minilm_id(name) for name in ("local", "onnx", "torch-bf16"))
+
+
+def scale_of(backend_id: str) -> str:
+    """The reference id for a backend within the error budget of the fp32 reference, else its own id."""
+    return LOCAL_BACKEND_ID if backend_id in WITHIN_BUDGET else backend_id
 
 
 def _local(settings: Settings) -> Backend:
@@ -91,10 +113,19 @@ def _onnx(name: str) -> Callable[[Settings], Backend]:
     return make
 
 
+def _auto(settings: Settings) -> Backend:
+    """The default: `torch-bf16` where the CPU has bf16 matrix units (within the error budget, about twice
+    the fp32 rate), the fp32 reference elsewhere (emulated bf16 would be slower than fp32)."""
+    from drift_pipeline.detection import embedding_bf16
+
+    return _bf16(settings) if embedding_bf16.supported() else _local(settings)
+
+
 # DRIFT_PIPELINE_EMBEDDING_BACKEND -> factory. Register another backend with one entry here. The local
 # sentence-transformers model is the fp32 reference; the others are held to its error budget
 # (docs/scoring.md, "Embedding backends and their error budget").
 BACKENDS: dict[str, Callable[[Settings], Backend]] = {
+    "auto": _auto,
     "local": _local,
     "openai-compatible": _openai_compatible,
     "onnx": _onnx("onnx"),
@@ -253,11 +284,13 @@ class Embedder:
             with tqdm(total=len(items), desc="embedding", unit="text", disable=not progress, leave=False) as bar:
                 for start in range(0, len(items), self.batch_size):
                     chunk = items[start : start + self.batch_size]
-                    vectors = self.model.encode(
-                        [t for _, t in chunk],
-                        batch_size=self.batch_size,
-                        normalize_embeddings=True,
-                        convert_to_numpy=True,
+                    vectors = unit_rows(
+                        self.model.encode(
+                            [t for _, t in chunk],
+                            batch_size=self.batch_size,
+                            normalize_embeddings=True,
+                            convert_to_numpy=True,
+                        )
                     )
                     for (key, _), vector in zip(chunk, vectors, strict=True):
                         self.cache.put(key, vector)
@@ -291,8 +324,15 @@ class Embedder:
         return sims
 
 
+def unit_rows(vectors: Any) -> np.ndarray:
+    """float32 rows of length 1: an encoder that normalises in bf16 (`torch-bf16`) is ~1e-3 off, and the
+    store and the cosine similarities need unit vectors computed in float32."""
+    rows = np.asarray(vectors, dtype=np.float32)
+    return rows / np.clip(np.linalg.norm(rows, axis=-1, keepdims=True), 1e-12, None)
+
+
 def backend(settings: Settings | None = None) -> Backend:
-    """The backend `DRIFT_PIPELINE_EMBEDDING_BACKEND` names (`local` by default)."""
+    """The backend `DRIFT_PIPELINE_EMBEDDING_BACKEND` names (`auto` by default)."""
     from drift_pipeline.config import Settings
 
     settings = settings or Settings.from_env()

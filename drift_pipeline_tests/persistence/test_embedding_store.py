@@ -194,6 +194,21 @@ def test_switching_backend_never_returns_another_backends_vector(objects: Object
         embeddings.EmbeddingCache.load(cache_file, "backend-a/model/dim=16")
 
 
+def test_an_encoder_normalising_in_low_precision_is_stored_as_unit_vectors(objects: ObjectStore) -> None:
+    """bf16 normalises to ~1e-3 of unit length: the embedder re-normalises in float32 before storing."""
+
+    class LowPrecision(CountingEncoder):
+        def encode(self, texts: Sequence[str], **kwargs: Any) -> np.ndarray:
+            return (super().encode(texts, **kwargs) * 1.004).astype(np.float16)
+
+    texts = ["refund sent", "order shipped"]
+    vectors = _embedder(objects, BACKEND, LowPrecision("a")).embed(texts)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
+    again = _embedder(objects, BACKEND, CountingEncoder("unused"))
+    np.testing.assert_array_equal(again.embed(texts), vectors)
+    assert again.texts_from_store == 2
+
+
 def test_a_corrupt_object_is_embedded_again(local_objects: ObjectStore) -> None:
     text = "the refund was sent"
     _embedder(local_objects, BACKEND, CountingEncoder("a")).embed([text])
