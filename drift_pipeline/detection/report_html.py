@@ -98,6 +98,7 @@ def _meta_table(report: dict[str, Any]) -> str:
         ("noise floor pairs", report.get("noise_floor_pairs", 0) or "not measured"),
         ("not applicable", ", ".join(report.get("not_applicable", [])) or "–"),
         ("distribution test", _distribution_line(report.get("distribution") or {})),
+        ("embeddings", report.get("embedding_backend") or "–"),
         ("quarantined rows", report.get("quarantined", {}).get("count", 0)),
         ("generated", report.get("generated_at", "")),
     ]

@@ -117,6 +117,8 @@ def score_pairs(
         n_examples=n_examples,
         distribution=distribution,
     )
+    if embedder is not None:  # which vectors the similarities were computed with (`embeddings.minilm_id`)
+        report["embedding_backend"] = embedder.backend.id
     return ScoreResult(per_pair=per_pair, results=results, report=report, quarantined=quarantined)
 
 

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from drift_pipeline.cli import compare as cli_compare
 from drift_pipeline.detection.compare import compare
 from drift_pipeline.detection.dimensions import all_dimensions
+from drift_pipeline.detection.report_html import render_html
 from drift_pipeline.errors import DriftPipelineError, NotFoundError
 from drift_pipeline.traffic.records import TrafficRecord, dumps
 
@@ -42,6 +43,9 @@ def test_sensitiveq_gpt4_refusal_drift(llmdrift_dir, embedder):
         "duplicates": 0,
     }
     assert report["descriptive"][0]["name"] == "similarity" and report["descriptive"][0]["candidate_value"] < 0.6
+    # The reader learns which vectors the similarities came from, in the JSON and on the page.
+    assert report["embedding_backend"] == embedder.backend.id
+    assert f"<td>{embedder.backend.id}</td>" in render_html(report)
 
 
 @pytest.mark.parametrize(
