@@ -50,11 +50,6 @@ class Backend:
     load: Callable[[], Any]
     dimension: int | None = None
 
-    @property
-    def scale(self) -> str:
-        """Whose similarity scale its vectors are on (`scale_of`)."""
-        return scale_of(self.id)
-
 
 def minilm_id(name: str, max_seq_length: int = MAX_SEQ_LENGTH) -> str:
     """The id of a backend running the shipped all-MiniLM-L6-v2 weights."""
