@@ -250,3 +250,16 @@ def test_group_commit_batches_answers_and_surfaces_a_failed_commit(sqlite_store,
 
     with pytest.raises(RuntimeError, match="disk full"):
         asyncio.run(write(Broken()))
+
+
+def test_the_latency_server_stops_on_sigterm_even_if_the_test_process_ignores_it() -> None:
+    """A background test run ignores SIGINT and Dagster maps SIGTERM onto it: children inherit "ignore"."""
+    import signal
+
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        with latency_server(latency_ms=10, limit=2) as server:
+            pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert server.process.returncode == -signal.SIGTERM  # stopped by terminate(), not by the kill fallback

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -121,7 +122,11 @@ def latency_server(latency_ms: float = 200.0, limit: int = 64) -> Iterator[Laten
         yield LatencyServer(line.split()[1], process)
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # never leave a server behind, whatever it inherited
+            process.kill()
+            process.wait(timeout=10)
 
 
 @pytest.fixture
@@ -136,6 +141,11 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=200.0)
     parser.add_argument("--limit", type=int, default=64, help="requests in flight before 429")
     args = parser.parse_args()
+    # A test run started in the background ignores SIGINT, and Dagster code run in the test process maps
+    # SIGTERM onto SIGINT's handler (`setup_interrupt_handlers`): this child would inherit "ignore SIGTERM"
+    # and outlive its test. Default dispositions here, so `terminate()` stops it.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     with suppress(KeyboardInterrupt):
         asyncio.run(_serve(args.latency_ms / 1000, args.limit))
 
