@@ -3,22 +3,32 @@
 "Did any tenant drift last night?" is asked across tenants, while a drift report is one tenant's. The
 answer is read back from the stored reports (`persistence/reports.py`), so it is the same whichever tenant
 materialized last and survives restarts. It is bounded for fleets of thousands of tenants: only reports
-of the last `window` are read, only DRIFT and INCONCLUSIVE rows are listed (worst first, at most `limit`),
-and the rest are counted.
+of the last `window` are read, only UNVERIFIED, DRIFT and INCONCLUSIVE rows are listed (worst first, at most
+`limit`), and the rest are counted.
+
+An insider who edits a stored report must not turn last night's DRIFT into EQUIVALENT here while the gates,
+which verify, still refuse it: every report read gets the gates' checks (its body against its stored hash
+and the hash the audit log recorded, its subject), in one bulk query, and one that fails or cannot be
+read is listed as UNVERIFIED with the reason instead of its claimed verdict.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from drift_pipeline.detection import wording
+from drift_pipeline.detection.report import PINNED
+from drift_pipeline.errors import DriftPipelineError, InvalidInputError
 from drift_pipeline.persistence import reports
 from drift_pipeline.persistence.db import Store
 
-PINNED = "pinned"  # the role a report carries when it is about the version the manifest pins
-ATTENTION = (wording.DRIFT, wording.INCONCLUSIVE)  # worst first
+log = logging.getLogger(__name__)
+
+UNVERIFIED = "UNVERIFIED"  # a stored report that does not match its hash, or that cannot be read
+ATTENTION = (UNVERIFIED, wording.DRIFT, wording.INCONCLUSIVE)  # worst first
 DEFAULT_WINDOW = timedelta(hours=36)  # last night, with room for a nightly run that started late
 DEFAULT_LIMIT = 20
 WHY_FIGURES = 2  # drifted dimensions named per row
@@ -31,7 +41,7 @@ class AgentStatus:
     tenant_id: str
     agent_id: str
     model_id: str
-    verdict: str  # DRIFT | INCONCLUSIVE | EQUIVALENT
+    verdict: str  # UNVERIFIED | DRIFT | INCONCLUSIVE | EQUIVALENT
     why: str
     html_uri: str | None
     created_at: datetime
@@ -41,7 +51,7 @@ class AgentStatus:
 class LatestVerdicts:
     since: datetime
     counts: Counter[str]  # verdict -> tenant agents
-    attention: list[AgentStatus]  # DRIFT then INCONCLUSIVE, at most `limit`
+    attention: list[AgentStatus]  # UNVERIFIED, DRIFT, then INCONCLUSIVE, at most `limit`
     more: int  # attention rows left out by the limit
 
     @property
@@ -54,29 +64,47 @@ def summary(
 ) -> LatestVerdicts:
     """The latest pinned-model verdict of every tenant agent reported since `now - window`."""
     since = now - window
-    latest = [
-        _status(info)
+    found = [
+        info
         for info in reports.latest_per_subject(store, kind="drift", since=since)
-        if info.body.get("role", PINNED) == PINNED
+        # A report without a role predates roles, when only the pinned model was replayed nightly.
+        if not isinstance(info.body, dict) or info.body.get("role", PINNED) == PINNED
     ]
+    audited = reports.recorded_hashes(store, [info.report_id for info in found])
     # A tenant agent replayed twice in the window (a sensor replay after the nightly): its newest report.
     newest: dict[tuple[str, str], AgentStatus] = {}
-    for row in sorted(latest, key=lambda s: s.created_at):
-        newest[(row.tenant_id, row.agent_id)] = row
+    for info in sorted(found, key=lambda i: i.created_at):
+        newest[(info.tenant_id, info.agent_id)] = _status(info, audited.get(info.report_id))
     rows = list(newest.values())
     flagged = sorted(
-        (r for r in rows if r.verdict in ATTENTION),
-        key=lambda r: (ATTENTION.index(r.verdict), r.tenant_id, r.agent_id),
+        (r for r in rows if r.verdict in ATTENTION), key=lambda r: (ATTENTION.index(r.verdict), r.tenant_id, r.agent_id)
     )
     return LatestVerdicts(since, Counter(r.verdict for r in rows), flagged[:limit], max(0, len(flagged) - limit))
 
 
-def _status(info: reports.ReportInfo) -> AgentStatus:
+def _status(info: reports.ReportInfo, audited_sha256: str | None) -> AgentStatus:
+    """The report's verdict and why after the gates' checks (`reports.verify`, in bulk); UNVERIFIED with the
+    reason when its body is not the one the audit log recorded or not a drift report's shape (an edited row
+    must not raise inside the divergence step either)."""
     body = info.body
-    verdict = str(body.get("verdict") or ("drift" if body.get("drift_detected") else "inconclusive")).upper()
-    return AgentStatus(
-        info.tenant_id, info.agent_id, info.model_id, verdict, why(body), body.get("html_uri"), info.created_at
-    )
+    try:
+        reports.check_integrity(info, audited_sha256)
+        reports.check_subject(body, info.tenant_id, info.agent_id, info.model_id)
+        verdict = str(body.get("verdict") or ("drift" if body.get("drift_detected") else "inconclusive")).upper()
+        if verdict not in wording.VERDICTS:
+            raise InvalidInputError(f"the stored report has no known verdict ({verdict[:40]!r})")
+        reason, html_uri = why(body), body.get("html_uri")
+    except (DriftPipelineError, AttributeError, KeyError, TypeError, ValueError) as exc:
+        log.warning("report %s of %s/%s is unverified: %s", info.report_id, info.tenant_id, info.agent_id, exc)
+        verdict, reason, html_uri = UNVERIFIED, _reason(exc), None
+    html = html_uri if isinstance(html_uri, str) else None
+    return AgentStatus(info.tenant_id, info.agent_id, info.model_id, verdict, reason, html, info.created_at)
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, DriftPipelineError):
+        return str(exc)
+    return f"the stored report is malformed ({type(exc).__name__})"
 
 
 def why(body: dict) -> str:

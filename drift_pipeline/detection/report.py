@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from drift_pipeline.detection.dimensions.base import PairContext
     from drift_pipeline.detection.statistics import DimensionResult, NoiseFloor
 
+# A stored drift report's `role`: about the version the manifest pins, or about a proposed one.
+PINNED, CANDIDATE = "pinned", "candidate"
 SCHEMA_VERSION = "2.0"  # 2.0: three-way `verdict` with equivalence intervals
 # A pair "changed" on a continuous dimension when its own practical change reaches this (or the threshold).
 EXAMPLE_CHANGE = 0.2

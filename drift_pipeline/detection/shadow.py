@@ -20,13 +20,12 @@ from drift_pipeline.detection import baselines, report, scoring
 from drift_pipeline.detection import top_up as top_up_design
 from drift_pipeline.detection.embeddings import Embedder
 from drift_pipeline.detection.replay import ReplayTarget, replay
+from drift_pipeline.detection.report import CANDIDATE, PINNED
 from drift_pipeline.errors import NotFoundError
 from drift_pipeline.identifiers import check_identifier, model_key
 from drift_pipeline.persistence.db import Store
 from drift_pipeline.persistence.objects import ObjectStore, day_str, object_key
 from drift_pipeline.versioning import manifests, registry
-
-PINNED, CANDIDATE = "pinned", "candidate"
 
 
 @dataclass(frozen=True)

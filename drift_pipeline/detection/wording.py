@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 DRIFT, INCONCLUSIVE, EQUIVALENT = "DRIFT", "INCONCLUSIVE", "EQUIVALENT"
+VERDICTS = (DRIFT, INCONCLUSIVE, EQUIVALENT)
 # A check's severity as a verdict: ERROR is a drift, WARN a comparison that decides nothing yet.
 SEVERITY_VERDICT = {"ERROR": DRIFT, "WARN": INCONCLUSIVE, None: EQUIVALENT}
 EFFECT_DECIMALS = 3

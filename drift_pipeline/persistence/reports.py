@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +31,7 @@ from drift_pipeline.persistence.tables import AuditEntry, StoredReport
 KINDS = ("drift", "staging")
 EXTERNAL = "external, unverified"
 RECORDED = "report.recorded"  # the audit action that anchors a report's hash
+_IN_CHUNK = 500  # ids per IN (...) query: well under SQLite's and PostgreSQL's parameter limits
 
 
 def canonical_json(value: Any) -> bytes:
@@ -208,13 +209,9 @@ def verify(
         )
     if model_id is not None and info.model_id != model_id:
         raise RefusedError(f"report {report_id} is about {info.model_id!r}, not {model_id!r}")
-    actual = content_hash(info.body)
-    if actual != info.sha256:
-        raise IntegrityError(f"report {report_id} was edited: its content does not match its stored hash")
+    check_integrity(info, recorded_hashes(store, [report_id]).get(report_id))
     if expected_sha256 is not None and expected_sha256 != info.sha256:
         raise IntegrityError(f"report {report_id} is not the report that was referenced (hash differs)")
-    if _audited_hash(store, report_id) != info.sha256:
-        raise IntegrityError(f"report {report_id} does not match the hash the audit log recorded for it")
     if objects is not None and info.uri:
         copy = objects.read_bytes(object_path(info.tenant_id, report_id))
         if hashlib.sha256(copy).hexdigest() != info.sha256:
@@ -240,11 +237,31 @@ def load_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def _audited_hash(store: Store, report_id: str) -> str | None:
-    query = select(AuditEntry).where(AuditEntry.action == RECORDED, AuditEntry.subject == f"report:{report_id}")
+def check_integrity(info: ReportInfo, audited_sha256: str | None) -> None:
+    """Refuse a report whose body is not the one hashed, or whose hash is not the one the audit log recorded
+    (`recorded_hashes`): an insider would have to rewrite the anchored audit chain as well."""
+    if content_hash(info.body) != info.sha256:
+        raise IntegrityError(f"report {info.report_id} was edited: its content does not match its stored hash")
+    if audited_sha256 != info.sha256:
+        raise IntegrityError(f"report {info.report_id} does not match the hash the audit log recorded for it")
+
+
+def recorded_hashes(store: Store, report_ids: Sequence[str]) -> dict[str, str]:
+    """The hash the audit log recorded when each report was stored (its first `report.recorded` entry)."""
+    found: dict[str, str] = {}
     with store.session() as session:
-        entry = session.execute(query.order_by(AuditEntry.seq).limit(1)).scalar_one_or_none()
-        return None if entry is None or not entry.after else entry.after.get("sha256")
+        for start in range(0, len(report_ids), _IN_CHUNK):
+            subjects = [f"report:{r}" for r in report_ids[start : start + _IN_CHUNK]]
+            query = (
+                select(AuditEntry.subject, AuditEntry.after)
+                .where(AuditEntry.action == RECORDED, AuditEntry.subject.in_(subjects))
+                .order_by(AuditEntry.seq)
+            )
+            for subject, after in session.execute(query):
+                report_id = subject.removeprefix("report:")
+                if report_id not in found and isinstance(after, dict) and isinstance(after.get("sha256"), str):
+                    found[report_id] = after["sha256"]
+    return found
 
 
 def _info(row: StoredReport) -> ReportInfo:
@@ -255,7 +272,8 @@ def _info(row: StoredReport) -> ReportInfo:
         agent_id=row.agent_id,
         model_id=row.model_id,
         sha256=row.sha256,
-        body=dict(row.body),
+        # A body edited into a non-object reads as {}: it fails verification instead of raising in readers.
+        body=dict(row.body) if isinstance(row.body, dict) else {},
         uri=row.uri,
         created_at=row.created_at,
         created_by=row.created_by,

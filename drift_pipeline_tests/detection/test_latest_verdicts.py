@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import update
 
-from drift_pipeline.defs.detection.assets import latest_verdicts_metadata
+from drift_pipeline.defs.detection.latest_verdicts import latest_verdicts_metadata
 from drift_pipeline.detection import latest_verdicts
 from drift_pipeline.persistence import reports
 from drift_pipeline.persistence.objects import ObjectStore
@@ -83,3 +83,48 @@ def test_why_names_the_largest_changes_and_counts_the_rest() -> None:
     assert latest_verdicts.why(body) == (
         "length -0.400 (margin ±0.05, p_adj 0.003); refusal +0.200 (margin ±0.05, p_adj 0.003); and 1 more"
     )
+
+
+def _edit(store, report_id: str, body: Any, *, rehash: bool) -> None:
+    """An insider's UPDATE: a new body, and with `rehash` the matching sha256 column too."""
+    values: dict[str, Any] = {"body": body}
+    if rehash:
+        values["sha256"] = reports.content_hash(body)
+    with store.transaction() as session:
+        session.execute(update(StoredReport).where(StoredReport.report_id == report_id).values(**values))
+
+
+def test_an_edited_report_is_listed_as_unverified_not_as_its_claimed_verdict(store, tmp_path) -> None:
+    drifted = drift_report("m-0", "m-1", drifted=("refusal",))
+    edited = _record(store, "acme", drifted, role="pinned")
+    rehashed = _record(store, "globex", drifted, role="pinned")
+    _record(store, "initech", drift_report("m-0", "m-1", drifted=("length",)), role="pinned")
+    quiet = {**drift_report("m-0", "m-1"), "role": "pinned"}
+    _edit(store, edited.report_id, quiet, rehash=False)  # the body no longer matches its row's hash
+    _edit(store, rehashed.report_id, quiet, rehash=True)  # row consistent, but not what the audit log recorded
+
+    summary = latest_verdicts.summary(store, now=datetime.now(UTC))
+
+    assert [(s.tenant_id, s.verdict) for s in summary.attention] == [
+        ("acme", "UNVERIFIED"), ("globex", "UNVERIFIED"), ("initech", "DRIFT"),
+    ]  # fmt: skip
+    assert "does not match its stored hash" in summary.attention[0].why
+    assert "audit log recorded" in summary.attention[1].why
+    assert summary.counts["EQUIVALENT"] == 0 and summary.attention[0].html_uri is None
+    meta = latest_verdicts_metadata(summary, ObjectStore(str(tmp_path)))
+    assert meta["latest_verdicts"].endswith("; 2 whose stored report fails verification")
+    assert meta["tenant_agents/unverified"] == 2 and meta["tenant_agents/drift"] == 1
+
+
+def test_a_malformed_report_is_unverified_and_does_not_break_the_summary(store) -> None:
+    body = {**drift_report("m-0", "m-1", drifted=("refusal",)), "role": "pinned"}
+    body["dimensions"][0]["effect"] = "lots"  # would raise in float() if it were trusted
+    report = _record(store, "acme", drift_report("m-0", "m-1"), role="pinned")
+    _edit(store, report.report_id, body, rehash=True)
+    listed = _record(store, "globex", drift_report("m-0", "m-1"), role="pinned")
+    _edit(store, listed.report_id, ["not", "a", "report"], rehash=True)
+
+    summary = latest_verdicts.summary(store, now=datetime.now(UTC))
+
+    assert {(s.tenant_id, s.verdict) for s in summary.attention} == {("acme", "UNVERIFIED"), ("globex", "UNVERIFIED")}
+    assert all(s.why for s in summary.attention)

@@ -12,6 +12,7 @@ import pandas as pd
 from pydantic import Field
 
 from drift_pipeline.config import Settings
+from drift_pipeline.defs.detection.latest_verdicts import latest_verdicts_metadata
 from drift_pipeline.defs.partitions import run_day, tenant_ids, tenants
 from drift_pipeline.defs.report_links import report_links
 from drift_pipeline.defs.resources import LOOKBACK_DAYS, DriftStore, ObjectStorage
@@ -316,52 +317,6 @@ def report_metadata(
         ),
         **{f"report/{_link_name(report, uri)}": dg.MetadataValue.url(url) for uri, url in sorted(links.items())},
         **{f"effect/{k}": wording.metric(v) for k, v in sorted(plots.items())},
-    }
-
-
-ATTENTION_COLUMNS = [
-    dg.TableColumn("tenant"),
-    dg.TableColumn("agent"),
-    dg.TableColumn("model"),
-    dg.TableColumn("verdict", description="DRIFT or INCONCLUSIVE (equivalent tenant agents are only counted)"),
-    dg.TableColumn("why", description="the drifted dimensions' figures, or what an inconclusive one lacks"),
-    dg.TableColumn("report", description="its HTML report"),
-]
-
-
-def latest_verdicts_metadata(
-    latest: latest_verdicts.LatestVerdicts, objects: ObjectStore, log: object = None
-) -> dict[str, object]:
-    """Every tenant agent's latest pinned-model verdict: the ones needing attention listed, all counted.
-
-    A table, not Markdown: Dagster shows it inline at any length and renders its cells as plain text, so a
-    stored value cannot add a link or HTML. `tenant_agents/<verdict>` are plain counts on every
-    materialization, so the Plots tab draws the fleet's drifted and inconclusive tenant agents per night.
-    """
-    links = report_links(objects, sorted({s.html_uri for s in latest.attention if s.html_uri}), log)
-    counts = {v: latest.counts.get(v, 0) for v in (wording.DRIFT, wording.INCONCLUSIVE, wording.EQUIVALENT)}
-    listed = f"; {len(latest.attention)} listed, {latest.more} more not shown" if latest.more else ""
-    records = [
-        dg.TableRecord(
-            {
-                "tenant": s.tenant_id,
-                "agent": s.agent_id,
-                "model": s.model_id,
-                "verdict": s.verdict,
-                "why": s.why,
-                "report": links.get(s.html_uri or "", ""),
-            }
-        )
-        for s in latest.attention
-    ]
-    return {
-        "latest_verdicts": (
-            f"{counts[wording.DRIFT]} drifted, {counts[wording.INCONCLUSIVE]} inconclusive, "
-            f"{counts[wording.EQUIVALENT]} equivalent of {latest.total} tenant agents "
-            f"(each one's latest verdict on its pinned model since {latest.since:%Y-%m-%d %H:%M} UTC{listed})"
-        ),
-        "needs_attention": dg.MetadataValue.table(records, dg.TableSchema(ATTENTION_COLUMNS)),
-        **{f"tenant_agents/{v.lower()}": n for v, n in counts.items()},
     }
 
 
