@@ -97,7 +97,7 @@ def speed_pairs(n: int) -> tuple[list[str], list[str]]:
 def tokens(texts: list[str], max_len: int) -> int:
     from tokenizers import Tokenizer
 
-    from drift_pipeline.detection.embedding_onnx import model_dir
+    from drift_pipeline.detection.embedding_minilm import model_dir
 
     tok = Tokenizer.from_file(str(model_dir() / "tokenizer.json"))
     tok.no_padding()

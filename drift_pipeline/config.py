@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     # Embeddings (docs/scoring.md, "Embedding backends" and "The embedding store").
     embedding_backend: str = Field(
         "auto",
-        description="`auto` (`torch-bf16` on CPUs with bf16 units, else `local`), `local` (in-process MiniLM, the fp32 reference), `onnx`, `onnx-int8`, `torch-bf16` or `openai-compatible`.",
+        description="`auto` (`openvino-bf16` on CPUs with bf16 units, else `openvino`), `local` (in-process MiniLM, the fp32 reference), `openvino`, `openvino-bf16`, `onnx`, `onnx-int8`, `torch-bf16` or `openai-compatible`.",
     )
     embedding_model: str | None = Field(
         None, max_length=200, description="Model name the embedding server serves (remote backends)."

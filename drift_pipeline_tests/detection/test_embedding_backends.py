@@ -1,4 +1,4 @@
-"""The faster embedding backends (ONNX Runtime fp32/int8, torch bf16) against the sentence-transformers fp32 reference, on real LLMDrift answers.
+"""The faster embedding backends (OpenVINO bf16/fp32, ONNX Runtime fp32/int8, torch bf16) against the sentence-transformers fp32 reference, on real LLMDrift answers.
 
 Error budget (docs/scoring.md, "Embedding backends"): per-pair cosine similarity within 0.01 of the
 reference on average and 0.03 at worst, and no verdict that changes.
@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from drift_pipeline.config import Settings
-from drift_pipeline.detection import embedding_bf16, embedding_onnx, embeddings
+from drift_pipeline.detection import embedding_bf16, embedding_onnx, embedding_openvino, embeddings
 from drift_pipeline.detection.compare import compare
 from drift_pipeline.detection.embeddings import Embedder, load_encoder
 from drift_pipeline.errors import DriftPipelineError, InvalidInputError
@@ -87,16 +87,28 @@ def test_bf16_needs_bf16_matrix_units(tmp_path):
 
 
 @pytest.mark.slow
-def test_onnx_fp32_gives_the_reference_vectors(sample, embedder):
+@pytest.mark.parametrize("name", ["onnx", "openvino"])
+def test_fp32_exports_give_the_reference_vectors(name, sample, embedder):
     left, right = sample
     texts = left[:40] + right[:40] + ["", "   padded  ", "x"]
     reference = embedder.embed(texts)
-    got = load_encoder("onnx").encode(texts, batch_size=16)
+    got = load_encoder(name).encode(texts, batch_size=16)
     assert got.dtype == np.float32 and got.shape == (len(texts), 384)
     assert np.abs(got - reference).max() < 1e-4
     # Padding must not leak into the vector: a text alone equals the same text in a mixed-length batch.
-    alone = load_encoder("onnx").encode([texts[0]], batch_size=1)
+    alone = load_encoder(name).encode([texts[0]], batch_size=1)
     assert np.abs(alone[0] - got[0]).max() < 1e-5
+
+
+def test_openvino_names_its_precision_and_refuses_emulated_bf16(monkeypatch):
+    assert embedding_openvino.backend_id("openvino-bf16") == "openvino-bf16/all-MiniLM-L6-v2/max_seq=256/dim=384"
+    assert embedding_openvino.backend_id("openvino") != embedding_openvino.backend_id("openvino-bf16")
+    with pytest.raises(DriftPipelineError, match="unknown OpenVINO embedding backend 'openvino-int4'"):
+        embedding_openvino.precision("openvino-int4")
+    monkeypatch.setattr(embedding_bf16, "supported", lambda: False)
+    assert embedding_openvino.precision("openvino") == "f32"
+    with pytest.raises(DriftPipelineError, match=r"needs a CPU with bf16 matrix units .*use openvino \(fp32\) here"):
+        embedding_openvino.precision("openvino-bf16")
 
 
 @pytest.mark.slow
@@ -109,10 +121,11 @@ def test_export_is_cached_owner_only_and_reused():
 
 @pytest.mark.slow
 @pytest.mark.skipif(not embedding_bf16.supported(), reason="this CPU has no bf16 matrix units")
-def test_bf16_similarity_error_within_budget(sample, embedder):
+@pytest.mark.parametrize("name", ["openvino-bf16", "torch-bf16"])
+def test_bf16_similarity_error_within_budget(name, sample, embedder):
     left, right = sample
     reference = reference_similarities(embedder, left, right)
-    delta = np.abs(similarities(load_encoder("torch-bf16"), left, right) - reference)
+    delta = np.abs(similarities(load_encoder(name), left, right) - reference)
     assert delta.mean() <= MEAN_BUDGET, f"mean |d cos| {delta.mean():.4f}"
     assert delta.max() <= MAX_BUDGET, f"max |d cos| {delta.max():.4f}"
 
@@ -139,8 +152,8 @@ def test_truncation_changes_only_long_texts(sample):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not embedding_bf16.supported(), reason="this CPU has no bf16 matrix units")
-def test_bf16_changes_no_verdict_on_sensitiveq(llmdrift_dir, embedder):
-    bf16 = Embedder(backend=embeddings.BACKENDS["torch-bf16"](Settings.from_env()))
+def test_the_default_bf16_changes_no_verdict_on_sensitiveq(llmdrift_dir, embedder):
+    bf16 = Embedder(backend=embeddings.BACKENDS["openvino-bf16"](Settings.from_env()))
     for base, cand in (("gpt-3.5-turbo-0301", "gpt-3.5-turbo-0613"), ("gpt-4-0314", "gpt-4-0613")):
         got = [verdicts(llmdrift_dir / "SENSITIVEQ_EVAL.csv", base, cand, e) for e in (embedder, bf16)]
         assert got[0] == got[1]

@@ -118,11 +118,11 @@ def test_an_unreachable_server_is_one_line(tmp_path: Path) -> None:
 
 
 def test_backends_are_chosen_by_settings(monkeypatch: pytest.MonkeyPatch, embedding_server: FakeEmbeddings) -> None:
-    # `auto`, the default: bf16 where the CPU has bf16 matrix units, the fp32 reference elsewhere.
+    # `auto`, the default: OpenVINO in bf16 where the CPU has bf16 matrix units, in fp32 elsewhere.
     monkeypatch.setattr(embedding_bf16, "supported", lambda: True)
-    assert embeddings.backend(Settings()).id == embedding_bf16.backend_id(256)
+    assert embeddings.backend(Settings()).id == "openvino-bf16/all-MiniLM-L6-v2/max_seq=256/dim=384"
     monkeypatch.setattr(embedding_bf16, "supported", lambda: False)
-    assert embeddings.backend(Settings()).id == embeddings.LOCAL_BACKEND_ID
+    assert embeddings.backend(Settings()).id == "openvino/all-MiniLM-L6-v2/max_seq=256/dim=384"
     assert embeddings.backend(Settings(embedding_backend="local")).id == embeddings.LOCAL_BACKEND_ID
     remote = Settings(
         embedding_backend="openai-compatible", embedding_model="hash-64", embedding_url=embedding_server.url
@@ -133,7 +133,8 @@ def test_backends_are_chosen_by_settings(monkeypatch: pytest.MonkeyPatch, embedd
     assert embeddings.backend(sized).id == f"openai-compatible/hash-64/dim={DIM}"
     with pytest.raises(
         InvalidInputError,
-        match=r"unknown backend .tei.; use one of auto, local, onnx, onnx-int8, openai-compatible, torch-bf16",
+        match=r"unknown backend .tei.; use one of auto, local, onnx, onnx-int8, openai-compatible, openvino, "
+        r"openvino-bf16, torch-bf16",
     ):
         embeddings.backend(Settings(embedding_backend="tei"))
     with pytest.raises(
@@ -275,6 +276,6 @@ def test_a_noise_floor_from_another_backend_is_not_used_for_similarity(embedding
         baselines.noise_floor_for(info({"embedding_backend": remote.id}), embeddings.Embedder(backend=remote)) == floor
     )
     # Backends within the error budget of the fp32 reference share its scale; int8 (outside it) does not.
-    for name, same_scale in (("torch-bf16", True), ("onnx", True), ("onnx-int8", False)):
+    for name, same_scale in (("torch-bf16", True), ("openvino-bf16", True), ("onnx", True), ("onnx-int8", False)):
         other = embeddings.Embedder(backend=embeddings.Backend(embeddings.minilm_id(name), lambda: None, 384))
         assert (baselines.noise_floor_for(on_local, other) == floor) is same_scale, name

@@ -87,11 +87,11 @@ def test_non_answer_classifier_is_fitted_for_an_embedding_model_it_was_not_shipp
 
 
 def test_backends_within_the_error_budget_use_the_shipped_fit(embedder):
-    """bf16 and ONNX fp32 vectors are within the budget of the reference's: no refit (and no scikit-learn)."""
+    """bf16 (torch, OpenVINO) and fp32 (ONNX, OpenVINO) vectors are within the budget of the reference's: no refit (and no scikit-learn)."""
     from drift_pipeline.detection import embeddings, non_answer
 
     shipped = non_answer.shipped(embeddings.LOCAL_BACKEND_ID)
-    for name in ("torch-bf16", "onnx"):
+    for name in ("torch-bf16", "openvino", "openvino-bf16", "onnx"):
         other = Embedder(model=embedder.model, backend=Backend(embeddings.minilm_id(name), lambda: embedder.model, 384))
         assert non_answer.classifier(other) is shipped, name
     int8 = Embedder(model=embedder.model, backend=Backend(embeddings.minilm_id("onnx-int8"), lambda: None, 384))

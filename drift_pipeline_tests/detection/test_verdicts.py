@@ -129,3 +129,19 @@ def test_verdicts_are_coherent_with_their_intervals(n: int, ones: float, up: flo
     if r.verdict == "drift":
         assert significant and abs(r.effect) >= margin
     assert not (r.drifted and r.verdict == "equivalent")
+
+
+@pytest.mark.parametrize(
+    ("n10", "n01", "n", "alpha"), [(1, 8, 44, 0.05), (0, 10, 40, 0.02), (3, 3, 12, 0.1), (7.5, 0.5, 200, 0.01)]
+)
+def test_tango_bounds_are_the_roots_scipy_finds(n10: float, n01: float, n: float, alpha: float) -> None:
+    """The hand-written bisection (no scipy.optimize import at run time) finds brentq's roots."""
+    from scipy.optimize import brentq
+    from scipy.special import ndtri
+
+    from drift_pipeline.detection.intervals import _tango_score
+
+    score, z = _tango_score(n10, n01, n), float(ndtri(1 - alpha / 2))
+    iv, point = tango_interval(n10, n01, n, alpha), (n01 - n10) / n
+    assert iv.low == pytest.approx(brentq(lambda d: score(d) - z, -1 + 1e-12, point), abs=1e-10)
+    assert iv.high == pytest.approx(brentq(lambda d: score(d) + z, point, 1 - 1e-12), abs=1e-10)
