@@ -1,8 +1,9 @@
 """Embedding backends against the fp32 reference: speed, load cost, similarity error and verdicts.
 
 Backends are ``name:max_seq_length``: ``torch`` (sentence-transformers fp32, the reference, 256 only),
-``torch-bf16`` (the same with bf16 weights, `detection/embedding_bf16.py`), ``onnx`` (ONNX Runtime fp32)
-and ``onnx-int8`` (`detection/embedding_onnx.py`). For each backend it prints
+``torch-bf16`` (the same with bf16 weights, `detection/embedding_bf16.py`), ``openvino-bf16`` and
+``openvino`` (the exported graph on OpenVINO, bf16 and fp32: `detection/embedding_openvino.py`), ``onnx``
+(ONNX Runtime fp32) and ``onnx-int8`` (`detection/embedding_onnx.py`). For each backend it prints
 
 - load: seconds and peak RSS of a fresh process that imports and loads it (the export is cached first);
 - speed on real LLMDrift answers (the first ``--pairs`` differing pairs of each March-vs-June
@@ -36,7 +37,9 @@ FILES = ("SENSITIVEQ_EVAL.csv", "PRIME_FULL_EVAL.csv")
 MODELS = ("gpt-3.5-turbo-0301", "gpt-3.5-turbo-0613", "gpt-4-0314", "gpt-4-0613")
 MARCH_JUNE = (("gpt-3.5-turbo-0301", "gpt-3.5-turbo-0613"), ("gpt-4-0314", "gpt-4-0613"))
 REFERENCE = "torch:256"
-DEFAULT_BACKENDS = ("torch:256", "torch-bf16:256", "onnx:256", "onnx-int8:256", "onnx:128", "torch-bf16:128")
+DEFAULT_BACKENDS = (
+    "torch:256", "torch-bf16:256", "openvino-bf16:256", "openvino:256", "onnx:256", "onnx-int8:256", "onnx:128",
+)  # fmt: skip
 
 
 def encoder(spec: str) -> Any:

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import random
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -176,22 +177,34 @@ def replay(
         pass
     else:
         raise DriftPipelineError("replay() was called inside a running event loop: await areplay() instead")
-    return asyncio.run(
-        areplay(
-            sample,
-            models,
-            store=store,
-            decoding=decoding,
-            system_prompt=system_prompt,
-            concurrency=concurrency,
-            progress=progress,
-            retry=retry,
-            attempt_timeout_s=attempt_timeout_s,
-            cache_namespace=cache_namespace,
-            fresh=fresh,
-            transport=transport,
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        return runner.run(
+            areplay(
+                sample,
+                models,
+                store=store,
+                decoding=decoding,
+                system_prompt=system_prompt,
+                concurrency=concurrency,
+                progress=progress,
+                retry=retry,
+                attempt_timeout_s=attempt_timeout_s,
+                cache_namespace=cache_namespace,
+                fresh=fresh,
+                transport=transport,
+            )
         )
-    )
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed (Linux, macOS), else asyncio's: the loop is a good part of
+    the engine's CPU per request, and at 64 requests in flight on a small node that CPU is what keeps a
+    replay from filling the provider's concurrency (`benchmarks/bench_replay.py --mode http`)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 async def areplay(

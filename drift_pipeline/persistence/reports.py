@@ -247,8 +247,9 @@ def check_integrity(info: ReportInfo, audited_sha256: str | None) -> None:
 
 
 def recorded_hashes(store: Store, report_ids: Sequence[str]) -> dict[str, str]:
-    """The hash the audit log recorded when each report was stored (its first `report.recorded` entry)."""
-    found: dict[str, str] = {}
+    """The hash the audit log recorded when each report was stored (its first `report.recorded` entry; a
+    report whose first entry holds no hash has none, whatever later entries claim)."""
+    found: dict[str, str | None] = {}
     with store.session() as session:
         for start in range(0, len(report_ids), _IN_CHUNK):
             subjects = [f"report:{r}" for r in report_ids[start : start + _IN_CHUNK]]
@@ -259,9 +260,10 @@ def recorded_hashes(store: Store, report_ids: Sequence[str]) -> dict[str, str]:
             )
             for subject, after in session.execute(query):
                 report_id = subject.removeprefix("report:")
-                if report_id not in found and isinstance(after, dict) and isinstance(after.get("sha256"), str):
-                    found[report_id] = after["sha256"]
-    return found
+                if report_id not in found:
+                    sha256 = after.get("sha256") if isinstance(after, dict) else None
+                    found[report_id] = sha256 if isinstance(sha256, str) else None
+    return {report_id: sha256 for report_id, sha256 in found.items() if sha256 is not None}
 
 
 def _info(row: StoredReport) -> ReportInfo:

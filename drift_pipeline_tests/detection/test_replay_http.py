@@ -263,3 +263,19 @@ def test_the_latency_server_stops_on_sigterm_even_if_the_test_process_ignores_it
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert server.process.returncode == -signal.SIGTERM  # stopped by terminate(), not by the kill fallback
+
+
+def test_replay_runs_its_requests_on_uvloop_where_installed(monkeypatch: pytest.MonkeyPatch, store) -> None:
+    """The event loop is part of the engine's CPU per request (benchmarks/bench_replay.py)."""
+    uvloop = pytest.importorskip("uvloop")
+    loops: list[type] = []
+
+    async def spy(*args: Any, **kwargs: Any) -> Any:
+        loops.append(type(asyncio.get_running_loop()))
+        import pandas as pd
+
+        return pd.DataFrame()
+
+    monkeypatch.setattr("drift_pipeline.detection.replay.areplay", spy)
+    replay(make_sample(["hi"]), [ReplayTarget("m", "openai")], store=store, decoding=Decoding(), progress=False)
+    assert loops == [uvloop.Loop]
