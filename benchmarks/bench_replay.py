@@ -1,7 +1,7 @@
 """Replay throughput: against an OpenAI-compatible server with injected latency, and against the offline model.
 
     .venv/bin/python benchmarks/bench_replay.py --mode http [--latency-ms 200] [--concurrency 1 8 32 64] \
-        [--waves 10] [--transports direct litellm]
+        [--waves 10] [--transports direct litellm] [--loop asyncio]
     .venv/bin/python benchmarks/bench_replay.py --mode offline [--n 16] [--max-tokens 32] [--batch 16]
 
 `http`: a real aiohttp server in its own process (`drift_pipeline_tests/plugins/latency_server.py`)
@@ -51,6 +51,10 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64])
     parser.add_argument("--waves", type=int, default=10, help="requests per level = concurrency x waves")
     parser.add_argument("--transports", nargs="+", choices=("direct", "litellm"), default=["direct", "litellm"])
+    parser.add_argument(
+        "--loop", choices=("default", "asyncio"), default="default",
+        help="the replay's event loop: `default` (uvloop where installed, as replay runs) or plain asyncio",
+    )  # fmt: skip
     parser.add_argument("--n", type=int, default=16, help="offline: number of distinct prompts")
     parser.add_argument("--max-tokens", type=int, default=32, help="offline: tokens per answer")
     parser.add_argument("--batch", type=int, default=16, help="offline: micro-batch size for the batched run")
@@ -73,6 +77,13 @@ def http_bench(args: argparse.Namespace) -> None:
 
     os.environ["BENCH_REPLAY_KEY"] = "sk-bench"
     store, top = Store.open(), max(args.concurrency)
+    if args.loop == "asyncio":  # the comparison the uvloop figure rests on
+        from drift_pipeline.detection import replay as replay_module
+
+        replay_module.event_loop_factory = lambda: None
+    from drift_pipeline.detection.replay import event_loop_factory
+
+    print(f"event loop: {'uvloop' if event_loop_factory() else 'asyncio'}")
     print(
         f"server latency {args.latency_ms:.0f} ms, server limit {top} in flight, requests = concurrency x {args.waves}"
     )

@@ -1,7 +1,7 @@
 """The shipped all-MiniLM-L6-v2 run outside sentence-transformers: its tokenizer, pooling and `encode`.
 
-The ONNX (`embedding_onnx.py`) and bf16 (`embedding_bf16.py`) backends differ only in how they compute the
-last hidden state; everything around it is here, written to match sentence-transformers exactly: texts
+The ONNX Runtime (`embedding_onnx.py`) and OpenVINO (`embedding_openvino.py`) backends differ only in how
+they compute the last hidden state; everything around it is here, written to match sentence-transformers exactly: texts
 are stripped and truncated to `max_seq_length` tokens by the model's own `tokenizer.json`, padded to the
 batch's longest, mean-pooled over real tokens and L2-normalised. Only `tokenizers` and numpy are needed,
 so neither backend pays sentence-transformers' ~6-9 s import.

@@ -15,17 +15,15 @@ its own version); a read-only model cache (the container image) just compiles ea
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from drift_pipeline.detection.embedding_minilm import PooledEncoder
 from drift_pipeline.errors import DriftPipelineError
-
-log = logging.getLogger(__name__)
 
 # Backend name -> OpenVINO inference precision.
 BACKENDS = {"openvino": "f32", "openvino-bf16": "bf16"}
@@ -65,8 +63,8 @@ class OpenVinoEncoder(PooledEncoder):
 
         super().__init__(max_seq_length)
         self.backend = backend
-        self.id = backend_id(backend, max_seq_length)
-        wanted = precision(backend)
+        self.id = backend_id(backend, max_seq_length)  # refuses an unknown name or emulated bf16
+        wanted = BACKENDS[backend]
         graph = onnx_path("fp32")
         # LATENCY: one stream on all cores, which is what a single caller embedding batch after batch needs.
         config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": wanted, "PERFORMANCE_HINT": "LATENCY"}
@@ -89,7 +87,7 @@ class OpenVinoEncoder(PooledEncoder):
         return np.asarray(request.infer(feed)[self.model.output(0)], dtype=np.float32)
 
 
-def _writable(folder: Any) -> bool:
+def _writable(folder: Path) -> bool:
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError:

@@ -68,7 +68,7 @@ def summary(
         info
         for info in reports.latest_per_subject(store, kind="drift", since=since)
         # A report without a role predates roles, when only the pinned model was replayed nightly.
-        if not isinstance(info.body, dict) or info.body.get("role", PINNED) == PINNED
+        if info.body.get("role", PINNED) == PINNED
     ]
     audited = reports.recorded_hashes(store, [info.report_id for info in found])
     # A tenant agent replayed twice in the window (a sensor replay after the nightly): its newest report.
