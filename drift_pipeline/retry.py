@@ -56,22 +56,28 @@ class RetryPolicy:
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         rng: random.Random | None = None,
         before_sleep: Callable[[int, BaseException, float], None] | None = None,
+        start: int = 1,
     ) -> tenacity.AsyncRetrying:
-        """The same loop for coroutines (`async for attempt in ...`)."""
-        return tenacity.AsyncRetrying(sleep=sleep, **self._kwargs(retry_if, rng, before_sleep))
+        """The same loop for coroutines (`async for attempt in ...`). `start` > 1 continues a call whose
+        first `start - 1` tries were made outside the loop: it makes the remaining tries, with their waits."""
+        return tenacity.AsyncRetrying(sleep=sleep, **self._kwargs(retry_if, rng, before_sleep, start))
 
     def _kwargs(
-        self, retry_if: Predicate, rng: random.Random | None, before_sleep: Callable[..., None] | None
+        self,
+        retry_if: Predicate,
+        rng: random.Random | None,
+        before_sleep: Callable[..., None] | None,
+        start: int = 1,
     ) -> dict[str, Any]:
         def wait(state: tenacity.RetryCallState) -> float:
-            return self.delay(state.attempt_number, _error(state), rng)
+            return self.delay(state.attempt_number + start - 1, _error(state), rng)
 
         def hook(state: tenacity.RetryCallState) -> None:
             if before_sleep is not None and (exc := _error(state)) is not None:
-                before_sleep(state.attempt_number, exc, state.upcoming_sleep)
+                before_sleep(state.attempt_number + start - 1, exc, state.upcoming_sleep)
 
         return {
-            "stop": tenacity.stop_after_attempt(max(1, self.attempts)),
+            "stop": tenacity.stop_after_attempt(max(1, self.attempts - start + 1)),
             "wait": wait,
             "retry": tenacity.retry_if_exception(retry_if),
             "before_sleep": hook,

@@ -10,15 +10,17 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
 from drift_pipeline.detection import embeddings
 from drift_pipeline.detection.embeddings import Embedder
-from drift_pipeline.detection.scoring import ScoreResult, score_pairs
 from drift_pipeline.errors import InvalidInputError, NotFoundError
 from drift_pipeline.traffic.records import last_user_message
+
+if TYPE_CHECKING:
+    from drift_pipeline.detection.scoring import ScoreResult
 
 Format = Literal["llmdrift", "jsonl", "parquet", "csv"]
 FORMATS: tuple[str, ...] = ("llmdrift", "jsonl", "parquet", "csv")
@@ -230,16 +232,25 @@ def compare(
     pairs, pairing = pair_versions(records, baseline, candidate)
     if embedder is None:
         embedder = embeddings.from_settings(cache_path=embedding_cache)  # backend and store from settings
-    result = score_pairs(
-        pairs,
-        baseline=resolve_version(records, baseline),
-        candidate=resolve_version(records, candidate),
-        threshold=threshold,
-        alpha=alpha,
-        embedder=embedder,
-        dimensions=dimensions,
-        progress=progress,
-    )
+    if not dimensions or "similarity" in dimensions:
+        # The model loads and embeds while scoring's modules (statistics, the dimensions) import.
+        left, right = pairs["baseline_text"].tolist(), pairs["candidate_text"].tolist()
+        embedder.prefetch_pairs(left, right, progress=progress)
+    try:
+        from drift_pipeline.detection.scoring import score_pairs
+
+        result = score_pairs(
+            pairs,
+            baseline=resolve_version(records, baseline),
+            candidate=resolve_version(records, candidate),
+            threshold=threshold,
+            alpha=alpha,
+            embedder=embedder,
+            dimensions=dimensions,
+            progress=progress,
+        )
+    finally:
+        embedder.prefetch.cancel()  # a no-op unless scoring failed before it waited for the prefetch
     result.report["pairing"] = pairing.to_dict()
     result.report["source"] = {"path": str(path), "format": fmt}
     if embedding_cache:

@@ -29,6 +29,10 @@ def model_dir() -> Path:
 class PooledEncoder:
     """SentenceTransformer's `encode` over a subclass's `hidden(ids, mask)` (float32 last hidden state)."""
 
+    # Most texts one `hidden` call runs (None: the caller's batch size). Callers sort texts by length, so a
+    # smaller run pads less; a backend sets it where that measured faster.
+    infer_batch: int | None = None
+
     def __init__(self, max_seq_length: int = 256) -> None:
         from tokenizers import Tokenizer
 
@@ -57,8 +61,9 @@ class PooledEncoder:
         single = isinstance(texts, str)
         items = [texts] if single else list(texts)
         out = np.zeros((len(items), DIMENSION), dtype=np.float32)
-        for start in range(0, len(items), max(1, batch_size)):
-            out[start : start + batch_size] = self._batch(items[start : start + batch_size])
+        step = max(1, min(batch_size, self.infer_batch or batch_size))
+        for start in range(0, len(items), step):
+            out[start : start + step] = self._batch(items[start : start + step])
         if normalize_embeddings and len(items):
             out /= np.clip(np.linalg.norm(out, axis=1, keepdims=True), 1e-12, None)
         return out[0] if single else out

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from drift_pipeline import files
+from drift_pipeline.detection.prefetch import Prefetch
 from drift_pipeline.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -236,6 +237,7 @@ class Embedder:
         self._model = model
         self.texts_embedded = 0  # encoder calls, for the benchmarks and the CLI summary
         self.texts_from_store = 0
+        self.prefetch = Prefetch("embedding-prefetch")  # see prefetch_pairs
 
     @property
     def model(self) -> SentenceTransformer:
@@ -243,8 +245,19 @@ class Embedder:
             self._model = self.backend.load()
         return self._model
 
+    def prefetch_pairs(self, left: Sequence[str], right: Sequence[str], *, progress: bool = False) -> None:
+        """Start embedding what `pair_similarity(left, right)` will need in a background thread (`prefetch.py`)
+        and return: the next `embed` waits for it; `prefetch.cancel()` stops it (the caller failed)."""
+        _, texts = _to_embed(left, right)
+        if texts:
+            self.prefetch.start(lambda: self._embed(texts, progress=progress))
+
     def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """Unit-norm embeddings, one row per text, in order."""
+        self.prefetch.wait()
+        return self._embed(texts, progress=progress)
+
+    def _embed(self, texts: Sequence[str], *, progress: bool) -> np.ndarray:
         keys = [text_key(t, self.backend.id) for t in texts]
         missing: dict[str, str] = {}
         for key, text in zip(keys, texts, strict=True):
@@ -279,6 +292,7 @@ class Embedder:
         try:
             with tqdm(total=len(items), desc="embedding", unit="text", disable=not progress, leave=False) as bar:
                 for start in range(0, len(items), self.batch_size):
+                    self.prefetch.check()  # a cancelled prefetch stops between batches
                     chunk = items[start : start + self.batch_size]
                     vectors = unit_rows(
                         self.model.encode(
@@ -312,12 +326,18 @@ class Embedder:
         if len(left) != len(right):
             raise InvalidInputError(f"pair_similarity needs equal lengths, got {len(left)} and {len(right)}")
         sims = np.ones(len(left), dtype=np.float64)
-        differ = [i for i, (a, b) in enumerate(zip(left, right, strict=True)) if a != b]
+        differ, texts = _to_embed(left, right)
         if differ:
-            vectors = self.embed([left[i] for i in differ] + [right[i] for i in differ], progress=progress)
+            vectors = self.embed(texts, progress=progress)
             a, b = vectors[: len(differ)], vectors[len(differ) :]
             sims[differ] = np.clip(np.einsum("ij,ij->i", a, b), -1.0, 1.0)
         return sims
+
+
+def _to_embed(left: Sequence[str], right: Sequence[str]) -> tuple[list[int], list[str]]:
+    """The pairs that differ (equal ones are 1.0 unembedded) and their texts: the lefts, then the rights."""
+    differ = [i for i, (a, b) in enumerate(zip(left, right, strict=True)) if a != b]
+    return differ, [left[i] for i in differ] + [right[i] for i in differ]
 
 
 def unit_rows(vectors: Any) -> np.ndarray:

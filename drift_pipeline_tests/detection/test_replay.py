@@ -118,6 +118,31 @@ def test_rate_limits_and_5xx_are_retried_with_retry_after(store, fake_llm, monke
     assert min(delays) <= replay_call.DEFAULT_RETRY.base_delay_s  # the 5xx retry used plain back-off
 
 
+class _Ceiling:
+    """An rng whose uniform draw is always the top of its range: each back-off equals its cap."""
+
+    def uniform(self, low: float, high: float) -> float:
+        return high
+
+
+def test_backoff_doubles_across_the_first_try_made_outside_the_retry_loop(fake_llm, monkeypatch) -> None:
+    delays: list[float] = []
+
+    async def record(seconds: float) -> None:
+        delays.append(seconds)
+
+    monkeypatch.setattr(replay_call, "_SLEEP", record)
+    policy = RetryPolicy(attempts=5, base_delay_s=0.5, max_delay_s=30.0)
+    outcome = asyncio.run(replay_call.complete("fake/model-a", {"messages": [{"role": "user", "content": "5xx:3"}]},
+                                               retry=policy, rng=_Ceiling()))  # fmt: skip
+    assert outcome["attempts"] == 4 and "error" not in outcome
+    assert delays == [0.5, 1.0, 2.0]  # try 1 fails outside tenacity, tries 2-3 inside: one doubling sequence
+    delays.clear()
+    failed = asyncio.run(replay_call.complete("fake/model-a", {"messages": [{"role": "user", "content": "5xx:9"}]},
+                                              retry=RetryPolicy(attempts=3, base_delay_s=0.5), rng=_Ceiling()))  # fmt: skip
+    assert failed["attempts"] == 3 and failed["error"] and delays == [0.5, 1.0]
+
+
 def test_client_errors_fail_fast_and_exhausted_retries_are_reported(store, fake_llm, monkeypatch) -> None:
     async def no_wait(_seconds: float) -> None:
         return None

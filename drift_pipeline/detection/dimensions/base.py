@@ -62,6 +62,8 @@ class Dimension:
     phrase: ClassVar[str] = ""
     # When the dimension applies: the report says so for a dimension that applied to no pair.
     applies_when: ClassVar[str] = "always"
+    # Whether `score` embeds texts: those run last, while the other dimensions overlap the embedding.
+    embeds: ClassVar[bool] = False
 
     def score(self, pairs: Sequence[PairContext], env: ScoringEnv) -> list[tuple[Value, Value]]:
         """(baseline value, candidate value) per pair."""

@@ -51,6 +51,7 @@ class NonAnswer(Dimension):
     name = "non_answer"
     kind = "binary"
     order = 12
+    embeds = True
     phrase = "gives no usable answer"
     description = "no usable answer without a decline: deflection, no personal view, disclaimer only (classifier)"
 

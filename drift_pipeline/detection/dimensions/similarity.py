@@ -12,6 +12,7 @@ class Similarity(Dimension):
     kind = "similarity"
     span = 1.0
     order = 0
+    embeds = True
     description = "cosine similarity of the two responses (the embedding backend); 1.0 when identical"
 
     def score(self, pairs: Sequence[PairContext], env: ScoringEnv) -> list[tuple[Value, Value]]:
