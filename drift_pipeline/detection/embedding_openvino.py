@@ -80,7 +80,7 @@ class OpenVinoEncoder(PooledEncoder):
         self._requests = threading.local()
         if wanted == "f32":
             # fp32 on an AVX2-only 2-core machine: batches of 8 embedded 1.2x the texts/s of batches of 32
-            # (less padding; measured 2026-12-03 on 300 LLMDrift answers). bf16 was not measured: unchanged.
+            # (less padding; a one-off measurement on 300 LLMDrift answers, 2026-12-03). bf16 was not measured.
             self.infer_batch = 8
 
     def hidden(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -109,7 +109,7 @@ class Decoding:
 
     def params(self) -> dict[str, Any]:
         # Plain fields, read directly: asdict's deep copy cost more than the rest of planning a request.
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+        return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
 
 
 @dataclass
