@@ -1,6 +1,8 @@
 """Scoring throughput (pairs/s) with the embedding share of the time, for new and for unchanged outputs.
 
-Pairs are real LLMDrift answers (GPT-3.5 March vs June on both files). Three passes over the same pairs:
+Pairs are real LLMDrift answers (GPT-3.5 March vs June on both files), embedded on the configured backend
+(DRIFT_PIPELINE_EMBEDDING_BACKEND, `auto` by default, as `compare` and the Dagster assets do) without
+the deployment's embedding store. Three passes over the same pairs:
 
 1. new outputs: an empty embedding cache, every text reaches the model;
 2. cache hit: the same pairs again (a re-run of the same day, or a resumed job);
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from drift_pipeline.detection.embeddings import Embedder, load_model
+from drift_pipeline.detection.embeddings import Embedder, backend
 from drift_pipeline.detection.scoring import score_pairs
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "llmdrift"
@@ -71,8 +73,9 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=200)
     args = parser.parse_args()
     pairs = real_pairs(args.pairs)
-    load_model()  # loading (~2-10 s) is once per process; keep it out of the figures
-    embedder = TimedEmbedder()
+    chosen = backend()
+    embedder = TimedEmbedder(backend=chosen, model=chosen.load())  # loading stays out of the figures
+    print(f"embedding backend: {embedder.backend.id}")
     timed(pairs, embedder, "new outputs (cold cache)")
     timed(pairs, embedder, "same outputs again (cache)")
     unchanged = pairs.assign(candidate_text=pairs["baseline_text"])

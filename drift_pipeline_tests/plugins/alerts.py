@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from typing import Any
 import pytest
 
 from drift_pipeline.alerts.receiver import AlertReceiver
+from drift_pipeline_tests.plugins.processes import free_port
 
 
 @dataclass
@@ -67,12 +67,6 @@ class _Handler:
 def _over_tls(server: Any, session: Any) -> bool:
     """STARTTLS sets `session.ssl`; implicit TLS (SMTPS) shows on the transport instead."""
     return session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _self_signed(tmp: Path) -> tuple[Path, Path]:
@@ -159,7 +153,7 @@ def alert_receiver(_alert_receiver_server: AlertReceiver) -> Iterator[AlertRecei
 
 @pytest.fixture(scope="session")
 def _smtp_server() -> Iterator[SmtpMailbox]:
-    box = SmtpMailbox("127.0.0.1", _free_port())
+    box = SmtpMailbox("127.0.0.1", free_port())
     controller = _start_smtp(box)
     yield box
     controller.stop()
@@ -179,7 +173,7 @@ def smtp_tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpMa
     cert, key = _self_signed(tmp_path_factory.mktemp("smtp-tls"))
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
-    box = SmtpMailbox("127.0.0.1", _free_port(), ca_file=str(cert))
+    box = SmtpMailbox("127.0.0.1", free_port(), ca_file=str(cert))
     controller = _start_smtp(box, context)
     yield box
     controller.stop()
@@ -191,7 +185,7 @@ def smtps_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpMailb
     cert, key = _self_signed(tmp_path_factory.mktemp("smtps"))
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
-    box = SmtpMailbox("127.0.0.1", _free_port(), ca_file=str(cert))
+    box = SmtpMailbox("127.0.0.1", free_port(), ca_file=str(cert))
     controller = _start_smtp(box, context, implicit=True)
     yield box
     controller.stop()
