@@ -28,13 +28,46 @@ COMMANDS = {
     "reports": "reports",
 }
 
+# What `--help` lists for each of them: the first paragraph of the command's own help, line breaks included
+# (rich keeps them), copied here so that listing the commands imports none of their modules (test_startup.py
+# holds the two equal).
+SUMMARIES = {
+    "demo": "Run the whole story on the offline model: pin, ingest, sample, baseline, replay, a silent update, "
+    "drift, alert.",
+    "registry": "Register exact model versions, move aliases, deprecate versions.",
+    "tenants": "Add and list tenants (contact, regulated flag, sampling consent).",
+    "manifest": "Show a tenant agent's manifest and its revisions.",
+    "pin": "Pin a tenant agent to an exact model version (writes a new manifest revision).",
+    "resolve": "What the platform's runtime gets for this agent: exact model, provider, decoding (JSON).",
+    "ingest": "Ingest logs (JSONL, Parquet, CSV, LLMDrift CSV) or traffic other tools recorded (OTLP traces,\n"
+    "Langfuse, LangSmith, OpenAI Batch, LiteLLM proxy logs); every bad record is quarantined with its\n"
+    "reason, and spans or runs that are not model calls are skipped and counted.",
+    "otlp-receiver": "Receive OTLP/HTTP traces (POST /v1/traces, protobuf or JSON) from a Collector or an SDK "
+    "exporter and\ningest each request's LLM spans as they arrive. Stop with Ctrl-C.",
+    "baseline": "Build behavioural baselines from stored traffic.",
+    "provider": "The offline provider (SmolLM2 in-process): stage provider-side variants.",
+    "replay": "Shadow-replay sampled inputs against registered model versions.",
+    "compare": "Compare two versions' recorded outputs on the prompts both answered; exit 0 whatever the verdict.",
+    "plan": 'Pairs needed to prove equivalence per kind of dimension (see docs/scoring.md, "Planning").',
+    "migrate": "Move a tenant agent to a new model version through staging, review, canary and promotion.",
+    "rollback": "Restore the last known-good pin and baseline; stops an in-flight canary. Idempotent.",
+    "scan-aliases": "List model calls that name an alias instead of an exact version. Exit 1 when any is found "
+    "(for CI).",
+    "reviewers": "Register the people who may sign migration approvals (Ed25519 keys; names compared NFKC + "
+    "case-folded).",
+    "evidence": "Equivalence evidence for a compliance file: `evidence TENANT AGENT --since DATE [--bundle DIR]`, "
+    "and `evidence verify BUNDLE --public-key KEY` to check a bundle offline.",
+    "audit": "Verify, checkpoint and export the tamper-evident audit log (docs/audit.md).",
+    "reports": "Drift reports: serve their HTML pages to the links in the Dagster UI.",
+}
+
 app = typer.Typer(
     name="drift-pipeline",
     help="Pin each tenant's model versions, fingerprint their behaviour, and catch drift before tenants do.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
-    cls=lazy_group({name: f"drift_pipeline.cli.{module}" for name, module in COMMANDS.items()}),
+    cls=lazy_group({name: f"drift_pipeline.cli.{module}" for name, module in COMMANDS.items()}, SUMMARIES),
 )
 
 

@@ -3,7 +3,8 @@
 Every command module pulls in its pillar (SQLAlchemy, pandas, the migration and versioning code): importing
 all of them made every invocation, `compare` included, pay for all of them. The group knows each top-level
 command's module by name, and imports the module on first lookup of one of its commands. Listing the
-commands (`--help`) still imports every module: the short help lives in the commands' docstrings.
+commands (`--help`) imports none of them: the group shows each command's summary from `summaries` (the
+first paragraph of its help, tested equal to it), so the first thing a new user types answers at once.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any, ClassVar
 
 import typer
 import typer.main
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 
 class LazyGroup(TyperGroup):
@@ -24,12 +25,23 @@ class LazyGroup(TyperGroup):
     """
 
     lazy: ClassVar[Mapping[str, str]] = {}
+    summaries: ClassVar[Mapping[str, str]] = {}
+    _listing = False
 
     def list_commands(self, ctx: Any) -> list[str]:
         return [*self.commands, *(name for name in self.lazy if name not in self.commands)]
 
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self._listing = True  # the help table reads each command's summary only: placeholders will do
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name not in self.commands and cmd_name in self.lazy:
+            if self._listing and cmd_name in self.summaries:
+                return TyperCommand(cmd_name, help=self.summaries[cmd_name])
             self._load(self.lazy[cmd_name])
         return self.commands.get(cmd_name)
 
@@ -48,6 +60,7 @@ class LazyGroup(TyperGroup):
             self.commands.setdefault(name, command)
 
 
-def lazy_group(commands: Mapping[str, str]) -> type[LazyGroup]:
-    """A LazyGroup class bound to `commands` (typer instantiates the class itself, so it carries the map)."""
-    return type("DriftPipelineGroup", (LazyGroup,), {"lazy": dict(commands)})
+def lazy_group(commands: Mapping[str, str], summaries: Mapping[str, str]) -> type[LazyGroup]:
+    """A LazyGroup class bound to `commands` and their `summaries` (typer instantiates the class itself, so
+    the class carries the maps)."""
+    return type("DriftPipelineGroup", (LazyGroup,), {"lazy": dict(commands), "summaries": dict(summaries)})
