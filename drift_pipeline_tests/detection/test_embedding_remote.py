@@ -62,7 +62,12 @@ def test_batches_normalises_keeps_order_and_sends_the_key(embedding_server: Fake
         ("nan", "NaN or infinite"),
         ("count", "returned 2 vectors for 3 texts"),
         ("indices", "indices that are not one per text"),
-        ("index-type", "indices that are not one per text"),
+        pytest.param(
+            "index-type",
+            "indices that are not one per text",
+            # litellm's own response model warns while it copies the string index; our check then refuses it.
+            marks=pytest.mark.filterwarnings("ignore:Pydantic serializer warnings:UserWarning"),
+        ),
         ("zero", "a zero vector"),
         ("text", "not JSON \\(text/html\\)"),
         ("huge", "more than 1000000 bytes"),
